@@ -1,0 +1,363 @@
+"""E(3)-equivariant network predicting auxiliary-basis density coefficients (NequIP-like, e3nn).
+
+Input: atomic numbers and positions in Ångström (the model's only length unit; the cutoff is in Å).
+Output: one coefficient vector per structure over the atoms' auxiliary functions (def2-universal-jfit by default),
+in PySCF's spherical aux AO order, the same order as ``scfguess.auxbasis.make_auxmol`` and the HDF5 shards.
+
+Architecture: one-hot species embedding -> ``num_layers`` interaction blocks (tensor-product convolution of
+neighbour features with spherical harmonics of the edge direction, weights from a Bessel radial basis with a
+polynomial cutoff, gated nonlinearity, residual self-connection) -> a species-dependent equivariant linear head
+giving exactly each element's auxiliary irreps. The head's output, in e3nn's harmonic basis, is mapped to PySCF's
+basis with :func:`scfguess.irreps.pyscf_to_e3nn`, multiplied by a per-shell scale and added to a per-element
+atomic reference (a spherical free-atom density) when ``delta`` is on:
+
+    c_atom = reference[Z] + scale[Z] * head[Z](h_atom)
+
+The scale and the references are buffers fixed before training (they are stored with the weights).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from e3nn import o3
+from e3nn.nn import FullyConnectedNet, Gate
+from pyscf.data.elements import charge as atomic_number
+from pyscf.data.elements import ELEMENTS
+
+from scfguess.errors import UnsupportedElementError
+from scfguess.irreps import element_irreps, pyscf_to_e3nn, shell_angular_momenta
+
+DEFAULT_ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of :class:`DensityModel` (stored in a model's metadata.json).
+
+    Attributes
+    ----------
+    elements : tuple of str
+        Element symbols the model covers.
+    auxbasis : str
+        Auxiliary basis of the output.
+    cutoff : float
+        Neighbour cutoff, Å.
+    num_basis : int
+        Number of Bessel radial functions.
+    cutoff_p : int
+        Exponent of the polynomial cutoff envelope.
+    lmax_sh : int
+        Largest l of the edge spherical harmonics.
+    hidden_muls : tuple of int
+        Multiplicities of the hidden irreps 0e, 1o, 2e, 3o, 4e (all are needed by the output head).
+    num_layers : int
+        Interaction blocks.
+    radial_hidden : int
+        Width of the radial MLP.
+    avg_num_neighbors : float
+        Normalisation of the neighbour sum.
+    delta : bool
+        Predict the difference to the per-element atomic reference densities.
+    """
+
+    elements: tuple[str, ...] = DEFAULT_ELEMENTS
+    auxbasis: str = "def2-universal-jfit"
+    cutoff: float = 4.5
+    num_basis: int = 8
+    cutoff_p: int = 6
+    lmax_sh: int = 3
+    hidden_muls: tuple[int, ...] = (32, 12, 8, 4, 4)
+    num_layers: int = 3
+    radial_hidden: int = 32
+    avg_num_neighbors: float = 12.0
+    delta: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Build from a JSON dict (lists become tuples; unknown keys are an error)."""
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def hidden_irreps(muls) -> o3.Irreps:
+    """Hidden feature irreps ``m0x0e + m1x1o + ...`` (natural parity), zero multiplicities dropped."""
+    return o3.Irreps([(m, (l, (-1) ** l)) for l, m in enumerate(muls) if m > 0])
+
+
+class BesselBasis(torch.nn.Module):
+    """sqrt(2/rc) sin(n pi r/rc)/r, n = 1..num_basis, times the polynomial envelope of NequIP (exponent p)."""
+
+    def __init__(self, cutoff: float, num_basis: int, p: int):
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.p = int(p)
+        self.register_buffer("freqs", torch.arange(1, num_basis + 1) * math.pi / cutoff)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """r: (nedge,) Å -> (nedge, num_basis)."""
+        x = r / self.cutoff
+        p = self.p
+        env = (1.0 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2))
+        env = env * (x < 1.0)
+        basis = math.sqrt(2.0 / self.cutoff) * torch.sin(self.freqs * r[:, None]) / r[:, None]
+        return basis * env[:, None]
+
+
+class Interaction(torch.nn.Module):
+    """One NequIP-style convolution: linear -> TP with edge harmonics (radial weights) -> sum -> linear -> gate."""
+
+    def __init__(self, irreps_in, irreps_hidden, irreps_sh, num_basis, radial_hidden, avg_num_neighbors):
+        super().__init__()
+        irreps_in = o3.Irreps(irreps_in)
+        irreps_hidden = o3.Irreps(irreps_hidden)
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_hidden if ir.l > 0])
+        gates = o3.Irreps([(gated.num_irreps, "0e")]) if gated.num_irreps else o3.Irreps("")
+        self.gate = Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
+        wanted = {ir for _, ir in self.gate.irreps_in}
+        mid, instructions = [], []
+        for i, (mul, ir_in) in enumerate(irreps_in):
+            for j, (_, ir_edge) in enumerate(irreps_sh):
+                for ir_out in ir_in * ir_edge:
+                    if ir_out in wanted:
+                        instructions.append((i, j, len(mid), "uvu", True))
+                        mid.append((mul, ir_out))
+        mid = o3.Irreps(mid)
+        mid_sorted, perm, _ = mid.sort()
+        instructions = [(i, j, perm[k], mode, train) for i, j, k, mode, train in instructions]
+        self.linear_in = o3.Linear(irreps_in, irreps_in)
+        self.tp = o3.TensorProduct(irreps_in, irreps_sh, mid_sorted, instructions,
+                                   shared_weights=False, internal_weights=False)
+        self.radial = FullyConnectedNet([num_basis, radial_hidden, radial_hidden, self.tp.weight_numel],
+                                        torch.nn.functional.silu)
+        self.linear_out = o3.Linear(mid_sorted.simplify(), self.gate.irreps_in)
+        self.self_connection = o3.Linear(irreps_in, self.gate.irreps_in)
+        self.norm = 1.0 / math.sqrt(avg_num_neighbors)
+        self.irreps_out = self.gate.irreps_out
+        self.residual = irreps_in == self.irreps_out
+
+    def forward(self, x, sh, radial, src, dst):
+        """x: (n, irreps_in.dim); sh: (nedge, sh.dim); radial: (nedge, num_basis); src, dst: (nedge,) -> (n, out)."""
+        h = self.linear_in(x)
+        messages = self.tp(h[src], sh, self.radial(radial))
+        agg = torch.zeros(x.shape[0], messages.shape[1], dtype=x.dtype, device=x.device)
+        agg = agg.index_add(0, dst, messages) * self.norm
+        out = self.gate(self.linear_out(agg) + self.self_connection(x))
+        return x + out if self.residual else out
+
+
+def neighbor_list(positions: torch.Tensor, cutoff: float, batch: torch.Tensor | None = None):
+    """All ordered atom pairs closer than ``cutoff`` within the same structure.
+
+    Parameters
+    ----------
+    positions : Tensor (n, 3), Å
+    cutoff : float, Å
+    batch : Tensor (n,) int, optional
+        Structure index of each atom (pairs across structures are excluded).
+
+    Returns
+    -------
+    src, dst : Tensor (nedge,) int64
+    """
+    d = torch.cdist(positions, positions)
+    mask = d < cutoff
+    mask.fill_diagonal_(False)
+    if batch is not None:
+        mask &= batch[:, None] == batch[None, :]
+    src, dst = torch.nonzero(mask, as_tuple=True)
+    return src, dst
+
+
+class DensityModel(torch.nn.Module):
+    """Equivariant density-coefficient model; see the module docstring.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Hyperparameters.
+    """
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        self.elements = tuple(config.elements)
+        self.numbers = tuple(atomic_number(s) for s in self.elements)
+        table = torch.full((119,), -1, dtype=torch.long)
+        for i, z in enumerate(self.numbers):
+            table[z] = i
+        self.register_buffer("species_of_z", table, persistent=False)
+        irreps_h = hidden_irreps(config.hidden_muls)
+        for l in range(5):
+            if l < len(config.hidden_muls) and config.hidden_muls[l] > 0:
+                continue
+            needed = any(l in shell_angular_momenta(s, config.auxbasis) for s in self.elements)
+            if needed:
+                raise ValueError(f"hidden_muls must give l={l} a positive multiplicity: the output needs it.")
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
+        self.radial = BesselBasis(config.cutoff, config.num_basis, config.cutoff_p)
+        irreps_embed = o3.Irreps([(config.hidden_muls[0], "0e")])
+        self.embedding = o3.Linear(o3.Irreps([(len(self.elements), "0e")]), irreps_embed)
+        layers, irreps = [], irreps_embed
+        for _ in range(config.num_layers):
+            layer = Interaction(irreps, irreps_h, self.irreps_sh, config.num_basis, config.radial_hidden,
+                                config.avg_num_neighbors)
+            layers.append(layer)
+            irreps = layer.irreps_out
+        self.layers = torch.nn.ModuleList(layers)
+        self.heads = torch.nn.ModuleList()
+        self.nfunc = []
+        self._to_pyscf = []
+        for i, symbol in enumerate(self.elements):
+            ls = shell_angular_momenta(symbol, config.auxbasis)
+            out = element_irreps(symbol, config.auxbasis)
+            self.heads.append(o3.Linear(irreps, out))
+            self.nfunc.append(out.dim)
+            self._to_pyscf.append(pyscf_to_e3nn(ls))  # float64 NumPy: cast per call, exact in float64 runs
+            self.register_buffer(f"scale_{i}", torch.ones(out.dim))
+            self.register_buffer(f"reference_{i}", torch.zeros(out.dim))
+            block = torch.tensor([l for l in ls for _ in range(2 * l + 1)])
+            self.register_buffer(f"block_l_{i}", block, persistent=False)
+        self.register_buffer("nfunc_table", torch.tensor(self.nfunc, dtype=torch.long), persistent=False)
+
+    # ------------------------------------------------------------------ buffers set before training
+    def set_scales(self, symbol: str, scale: np.ndarray) -> None:
+        """Set the per-function output scale of one element (PySCF order, (nfunc,); constant within a shell)."""
+        getattr(self, f"scale_{self.elements.index(symbol)}").copy_(torch.as_tensor(scale))
+
+    def set_reference(self, symbol: str, coeffs: np.ndarray) -> None:
+        """Set the atomic reference coefficients of one element (PySCF order, (nfunc,)); only l = 0 is kept.
+
+        A free-atom reference must be spherical to keep the model equivariant; components of l > 0 are dropped.
+        """
+        i = self.elements.index(symbol)
+        c = torch.as_tensor(np.asarray(coeffs), dtype=torch.float32) * (getattr(self, f"block_l_{i}") == 0)
+        getattr(self, f"reference_{i}").copy_(c)
+
+    def reference(self, symbol: str) -> np.ndarray:
+        """Atomic reference coefficients of one element, PySCF order (nfunc,)."""
+        return getattr(self, f"reference_{self.elements.index(symbol)}").detach().cpu().double().numpy()
+
+    def scales(self, symbol: str) -> np.ndarray:
+        """Output scale of one element, PySCF order (nfunc,)."""
+        return getattr(self, f"scale_{self.elements.index(symbol)}").detach().cpu().double().numpy()
+
+    # ------------------------------------------------------------------ forward
+    def species(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Species index of each atom; raises UnsupportedElementError for atoms outside ``elements``."""
+        numbers = torch.as_tensor(numbers, dtype=torch.long)
+        if numbers.numel() and (numbers.min() < 0 or numbers.max() > 118):
+            raise ValueError("atomic numbers must lie in 0..118.")
+        species = self.species_of_z[numbers]
+        if (species < 0).any():
+            missing = sorted({ELEMENTS[int(z)] for z in numbers[species < 0]})
+            raise UnsupportedElementError(missing, what=f"the density model (elements {', '.join(self.elements)})")
+        return species
+
+    def coefficient_offsets(self, species: torch.Tensor) -> torch.Tensor:
+        """Start of each atom's block in the flat coefficient vector, (n+1,) int64."""
+        counts = self.nfunc_table[species]
+        return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+
+    def forward(self, numbers, positions, batch=None, edges=None, raw=False):
+        """Predict coefficients of one or several concatenated structures.
+
+        Parameters
+        ----------
+        numbers : Tensor (n,) int
+            Atomic numbers.
+        positions : Tensor (n, 3)
+            Å, dtype of the model.
+        batch : Tensor (n,) int, optional
+            Structure index of each atom when several structures are concatenated.
+        edges : tuple of Tensor (nedge,), optional
+            Precomputed (src, dst) neighbour pairs within ``cutoff``; computed here when omitted.
+        raw : bool
+            Return the head output before scale and reference (PySCF order, dimensionless).
+
+        Returns
+        -------
+        Tensor (naux,)
+            Coefficients in PySCF aux order, atoms in input order (structures concatenated).
+        """
+        species = self.species(numbers).to(positions.device)
+        if edges is None:
+            edges = neighbor_list(positions, self.config.cutoff, batch)
+        src, dst = edges
+        vec = positions[dst] - positions[src]
+        r = vec.norm(dim=1)
+        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        radial = self.radial(r)
+        onehot = torch.nn.functional.one_hot(species, len(self.elements)).to(positions.dtype)
+        x = self.embedding(onehot)
+        for layer in self.layers:
+            x = layer(x, sh, radial, src, dst)
+        offsets = self.coefficient_offsets(species)
+        out = positions.new_zeros(int(offsets[-1]))
+        for i, head in enumerate(self.heads):
+            atoms = torch.nonzero(species == i, as_tuple=True)[0]
+            if atoms.numel() == 0:
+                continue
+            to_pyscf = torch.as_tensor(self._to_pyscf[i], dtype=x.dtype, device=x.device)
+            values = head(x[atoms]) @ to_pyscf  # row form of c_pyscf = M.T c_e3nn
+            if not raw:
+                values = values * getattr(self, f"scale_{i}")
+                if self.config.delta:
+                    values = values + getattr(self, f"reference_{i}")
+            index = offsets[atoms][:, None] + torch.arange(self.nfunc[i], device=offsets.device)
+            out = out.index_put((index.reshape(-1),), values.reshape(-1))
+        return out
+
+    def predict(self, numbers, positions_angstrom) -> np.ndarray:
+        """Coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient.
+
+        Parameters
+        ----------
+        numbers : array_like (n,) int
+        positions_angstrom : array_like (n, 3), Å
+        """
+        dtype = next(self.parameters()).dtype
+        with torch.no_grad():
+            pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
+            out = self(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos)
+        return out.double().numpy()
+
+
+def atomic_reference_coefficients(symbol: str, basis: str = "def2-svp", auxbasis: str = "def2-universal-jfit"):
+    """Coefficients of the free atom's minao (SAD) density, Coulomb-fitted in the auxiliary basis.
+
+    Parameters
+    ----------
+    symbol : str
+    basis : str
+        Orbital basis of the minao projection.
+    auxbasis : str
+
+    Returns
+    -------
+    ndarray (nfunc,) float64, PySCF order; components of l > 0 are zero (the atom's density is spherical).
+    """
+    from pyscf import gto, scf
+
+    from scfguess.fitting import fit_density
+
+    z = atomic_number(symbol)
+    mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=basis, spin=z % 2, verbose=0)
+    dm = scf.hf.init_guess_by_minao(mol)
+    coeffs = np.asarray(fit_density(mol, dm, auxbasis=auxbasis), dtype=np.float64)
+    ls = shell_angular_momenta(symbol, auxbasis)
+    mask = np.array([l == 0 for l in ls for _ in range(2 * l + 1)])
+    return np.where(mask, coeffs, 0.0)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

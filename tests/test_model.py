@@ -1,0 +1,125 @@
+"""Equivariance of the density model against PySCF's auxiliary-function transformation, and model basics."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+from pyscf import gto, scf
+from scipy.spatial.transform import Rotation
+
+from scfguess.errors import UnsupportedElementError
+from scfguess.fitting import fit_density
+from scfguess.irreps import pyscf_rotation, shell_angular_momenta
+from scfguess.model import DensityModel, ModelConfig, atomic_reference_coefficients, count_parameters
+
+SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16)
+
+
+def _aux_rotation(symbols, rot):
+    """Block-diagonal PySCF-order transformation of a whole structure's coefficients."""
+    blocks = [pyscf_rotation(shell_angular_momenta(s), rot) for s in symbols]
+    n = sum(b.shape[0] for b in blocks)
+    out = np.zeros((n, n))
+    start = 0
+    for b in blocks:
+        out[start:start + len(b), start:start + len(b)] = b
+        start += len(b)
+    return out
+
+
+def _permute_coeffs(symbols, coeffs, perm):
+    sizes = [sum(2 * l + 1 for l in shell_angular_momenta(s)) for s in symbols]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return np.concatenate([coeffs[starts[i]:starts[i + 1]] for i in perm])
+
+
+@pytest.fixture(scope="module")
+def structure():
+    atoms = molecule("CH3CH2OH")
+    atoms[3].symbol = "Cl"  # H C N O F P S Cl mix: give the check an l-rich heavy element too
+    atoms[8].symbol = "F"
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def transform():
+    rng = np.random.default_rng(11)
+    rot = Rotation.random(random_state=5).as_matrix()
+    return {"rot": rot, "refl": -rot, "shift": rng.normal(size=3) * 2.0}
+
+
+@pytest.fixture(scope="module")
+def model64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        model = DensityModel(SMALL)
+        rng = np.random.default_rng(0)
+        for s in model.elements:
+            nfunc = len(model.reference(s))
+            model.set_reference(s, rng.normal(size=nfunc))
+            ls = shell_angular_momenta(s)
+            model.set_scales(s, np.repeat(rng.uniform(0.5, 2.0, len(ls)), [2 * l + 1 for l in ls]))
+    finally:
+        torch.set_default_dtype(previous)
+    return model
+
+
+def _minao_fit(symbols, positions):
+    mol = gto.M(atom=list(zip(symbols, positions)), basis="sto-3g", spin=None, verbose=0)
+    mol.spin = mol.nelectron % 2
+    mol.build()
+    return fit_density(mol, scf.hf.init_guess_by_minao(mol))
+
+
+@pytest.mark.parametrize("kind", ["rot", "refl"])
+def test_aux_transformation_matches_pyscf_fit(structure, transform, kind):
+    """Fitted minao densities of a molecule and its rotated/reflected, shifted copy differ by exactly D(R)."""
+    symbols = structure.get_chemical_symbols()
+    pos = structure.positions
+    rot = transform[kind]
+    c0 = _minao_fit(symbols, pos)
+    c1 = _minao_fit(symbols, pos @ rot.T + transform["shift"])
+    d = _aux_rotation(symbols, rot)
+    np.testing.assert_allclose(c1, d @ c0, atol=1e-8 * np.abs(c0).max())
+
+
+@pytest.mark.parametrize("kind", ["rot", "refl"])
+def test_model_is_equivariant_in_pyscf_order(model64, structure, transform, kind):
+    symbols = structure.get_chemical_symbols()
+    numbers = structure.numbers
+    pos = structure.positions
+    rot = transform[kind]
+    perm = np.random.default_rng(2).permutation(len(numbers))
+    c0 = model64.predict(numbers, pos)
+    c1 = model64.predict(numbers[perm], (pos @ rot.T + transform["shift"])[perm])
+    expected = _permute_coeffs(symbols, _aux_rotation(symbols, rot) @ c0, perm)
+    assert np.abs(c0).max() > 0.1
+    np.testing.assert_allclose(c1, expected, atol=1e-9 * np.abs(c0).max())
+
+
+def test_output_size_and_float32(structure):
+    torch.manual_seed(0)
+    model = DensityModel(SMALL)
+    out = model.predict(structure.numbers, structure.positions)
+    nfunc = sum(sum(2 * l + 1 for l in shell_angular_momenta(s)) for s in structure.get_chemical_symbols())
+    assert out.shape == (nfunc,) and out.dtype == np.float64
+    assert next(model.parameters()).dtype == torch.float32
+    assert count_parameters(model) > 1000
+
+
+def test_unsupported_element_is_named():
+    model = DensityModel(SMALL)
+    with pytest.raises(UnsupportedElementError) as err:
+        model.predict([6, 14], [[0, 0, 0], [1.8, 0, 0]])
+    assert err.value.elements == ["Si"]
+
+
+def test_atomic_reference_is_spherical_and_counts_electrons():
+    from scfguess.auxbasis import aux_integrals, make_auxmol
+
+    c = atomic_reference_coefficients("O")
+    mol = gto.M(atom="O 0 0 0", basis="def2-svp", verbose=0)
+    assert np.count_nonzero(c) <= 6
+    assert abs(aux_integrals(make_auxmol(mol)) @ c - 8.0) < 0.05  # the Coulomb fit keeps N to ~1e-2
