@@ -1,0 +1,357 @@
+"""From a density in an auxiliary basis to a density-matrix guess for a PySCF SCF object.
+
+The Fock matrix of the fitted density ρ_c = Σ_P c_P χ_P is
+
+    F = h + J[c] + V_xc[ρ_c]  (− a K[D_x] for functionals with exact exchange),
+
+built in the orbital basis of ``mf`` and diagonalised with ``mf``'s own ``eig``,
+``get_occ`` and ``make_rdm1``, so charge, spin and RKS/UKS/ROKS follow ``mf``.
+
+Exact exchange cannot be built from a density, only from a density matrix D_x
+(``exchange=``):
+
+``"sad"``
+    D_x is PySCF's minao (superposition of atomic densities) guess.
+``"diag"``
+    D_x is the density matrix from diagonalising F without exchange.
+``"pbe"`` or ``"pbe:N"``
+    N (default 3) PBE iterations with RI-J from the density's Fock matrix; their density
+    matrix is the guess (it carries the exchange information a density cannot).
+``"none"``
+    no exchange term.
+``"auto"``
+    the default, chosen by measurement (README, "Hybrid functionals").
+
+Notes
+-----
+- Open shells: the fitted density is spin-free, so ρ_α = ρ_β = ρ/2 in V_xc; both spin
+  Fock matrices are then equal up to exchange.
+- Meta-GGAs: τ is replaced by the von Weizsäcker form (see :mod:`scfguess.density`).
+- The VV10 non-local correlation of functionals such as ωB97X-V is left out of the guess.
+- Clamping: where the fitted density is below ``scfguess.density.DENSITY_FLOOR`` (it goes
+  slightly negative in tails) it is treated as vacuum.
+- ``mf``'s settings are never changed. Its integration grid and, when ``mf`` density-fits
+  with the same auxiliary basis, its DF tensor are set up exactly as the first SCF cycle
+  would, so the SCF reuses them; that work counts as guess time.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyscf import dft, lib, scf
+from pyscf.dft import numint
+from pyscf.scf import hf, rohf, uhf
+
+from scfguess.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
+from scfguess.density import density_on_points, electron_count, project_electron_count
+from scfguess.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_auxbasis
+
+EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
+#: The ``exchange="auto"`` choice for functionals with exact exchange (see README).
+AUTO_EXCHANGE = "sad"
+#: ``fix_charge="auto"`` projects when the count is off by more than this (electrons).
+CHARGE_TOLERANCE = 1e-4
+
+
+@dataclass
+class Conversion:
+    """A converted guess and what it cost.
+
+    Attributes
+    ----------
+    dm : ndarray
+        What ``mf.make_rdm1()`` returns for the SCF object: (nao, nao) or (2, nao, nao).
+    seconds : float
+        Wall time of the whole conversion.
+    fock_builds : int
+        Coulomb + XC builds hidden in the guess (1, plus any PBE iterations).
+    k_builds : int
+        Exact-exchange builds hidden in the guess.
+    exchange : str
+        Exchange treatment used ("none" for functionals without exact exchange).
+    nelectron_fitted : float
+        Electron count of the coefficients before any charge projection.
+    timings : dict
+        Seconds per step (coulomb, xc, exchange, diagonalise).
+    """
+
+    dm: np.ndarray
+    seconds: float
+    fock_builds: int
+    k_builds: int
+    exchange: str
+    nelectron_fitted: float
+    timings: dict = field(default_factory=dict)
+
+
+def _check_scf(mf):
+    if not isinstance(mf, hf.SCF):
+        raise ValueError(f"expected a PySCF SCF object, got {type(mf).__name__}")
+    if getattr(mf, "istype", None) and (mf.istype("GHF") or mf.istype("DHF")):
+        raise ValueError("generalised and relativistic SCF objects (GHF/GKS/DHF) are not supported")
+    if hasattr(mf.mol, "lattice_vectors"):
+        raise ValueError("periodic systems (pyscf.pbc) are not supported")
+
+
+def _check_coeffs(coeffs, auxmol, auxbasis):
+    coeffs = np.asarray(coeffs, dtype=float)
+    if coeffs.ndim != 1 or coeffs.size != auxmol.nao:
+        name = auxbasis if isinstance(auxbasis, str) else "the given auxiliary basis"
+        raise ValueError(f"coefficient vector has shape {coeffs.shape}; {name} has {auxmol.nao} "
+                         f"functions on this molecule")
+    if not np.all(np.isfinite(coeffs)):
+        raise ValueError("density coefficients contain NaN or infinite values")
+    return coeffs
+
+
+def hybrid_coefficients(mf):
+    """(omega, alpha, hyb) of the exact exchange in ``mf``'s functional; HF gives (0, 0, 1)."""
+    if not isinstance(mf, dft.rks.KohnShamDFT):
+        return 0.0, 0.0, 1.0
+    ni = mf._numint
+    if not ni.libxc.is_hybrid_xc(mf.xc):
+        return 0.0, 0.0, 0.0
+    return ni.rsh_and_hybrid_coeff(mf.xc, spin=mf.mol.spin)
+
+
+def exchange_matrix(mf, dm_x):
+    """Scaled exact-exchange matrix a·K[D_x] of ``mf``'s functional (same layout as ``dm_x``).
+
+    Mirrors PySCF's KS ``get_veff``: full-range K times ``hyb``, plus long-range K times
+    ``alpha − hyb`` for range-separated hybrids.
+    """
+    omega, alpha, hyb = hybrid_coefficients(mf)
+    mol = mf.mol
+    if omega == 0:
+        return mf.get_k(mol, dm_x) * hyb
+    if alpha == 0:
+        return mf.get_k(mol, dm_x, omega=-omega) * hyb
+    if hyb == 0:
+        return mf.get_k(mol, dm_x, omega=omega) * alpha
+    return mf.get_k(mol, dm_x) * hyb + mf.get_k(mol, dm_x, omega=omega) * (alpha - hyb)
+
+
+def xc_potential(ni, mol, grids, xc, density, max_memory=2000):
+    """Assemble V_xc in the orbital basis from a density given block by block on the grid.
+
+    Parameters
+    ----------
+    ni : pyscf.dft.numint.NumInt
+    mol : pyscf.gto.Mole
+    grids : pyscf.dft.gen_grid.Grids
+        Built grids (``coords`` and ``weights`` set).
+    xc : str
+        Functional in PySCF notation.
+    density : callable
+        ``density(ao, mask, coords, xctype) -> rho`` in PySCF's row layout for ``xctype``
+        (spin-summed).
+    max_memory : float
+        MB for a block of orbital values.
+
+    Returns
+    -------
+    vxc : ndarray (nao, nao)
+        Hartree; spin-restricted potential of the total density.
+    nelectron : float
+        Electrons counted by integrating ρ on the grid.
+    """
+    xctype = ni._xc_type(xc)
+    nao = mol.nao
+    vmat = np.zeros((nao, nao))
+    if xctype == "HF":
+        return vmat, 0.0
+    if xctype not in ("LDA", "GGA", "MGGA"):
+        raise ValueError(f"functional {xc!r} of type {xctype} is not supported")
+    ao_loc = mol.ao_loc_nr()
+    cutoff = grids.cutoff * 1e2
+    nbins = numint.NBINS * 2 - int(numint.NBINS * np.log(cutoff) / np.log(grids.cutoff))
+    pair_mask = mol.get_overlap_cond() < -np.log(ni.cutoff)
+    tau_part = np.zeros_like(vmat)
+    nelectron = 0.0
+    ao_deriv = 0 if xctype == "LDA" else 1
+    for ao, mask, weight, coords in ni.block_loop(mol, grids, nao, ao_deriv, max_memory=max_memory):
+        rho = density(ao, mask, coords, xctype)
+        vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype=xctype, spin=0)[1]
+        weighted = weight * vxc
+        if xctype == "LDA":
+            nelectron += rho @ weight
+            numint._dot_ao_ao_sparse(ao, ao, weighted, nbins, mask, pair_mask, ao_loc, 1, vmat)
+            continue
+        nelectron += rho[0] @ weight
+        weighted[0] *= 0.5  # the matrix is symmetrised below
+        aow = numint._scale_ao_sparse(ao[:4], weighted[:4], mask, ao_loc)
+        numint._dot_ao_ao_sparse(ao[0], aow, None, nbins, mask, pair_mask, ao_loc, hermi=0, out=vmat)
+        if xctype == "MGGA":
+            weighted[4] *= 0.5  # τ carries a factor ½
+            numint._tau_dot_sparse(ao, ao, weighted[4], nbins, mask, pair_mask, ao_loc, out=tau_part)
+    if xctype != "LDA":
+        vmat = vmat + vmat.T + tau_part
+    return vmat, float(nelectron)
+
+
+def _spin_layout(mf):
+    if isinstance(mf, uhf.UHF):
+        return "uhf"
+    if isinstance(mf, rohf.ROHF):
+        return "rohf"
+    return "rhf"
+
+
+def _setup_grids(mf, auxmol, coeffs):
+    """Build ``mf.grids`` as the first SCF cycle would, pruning with the fitted density."""
+    grids = mf.grids
+    if grids.coords is not None:
+        return grids
+    grids.build(with_non0tab=True)
+    if getattr(mf, "small_rho_cutoff", 0) > 1e-20 and _spin_layout(mf) == "rhf":
+        rho = np.empty(grids.weights.size)
+        for p0, p1 in lib.prange(0, rho.size, 20000):
+            rho[p0:p1] = density_on_points(auxmol, coeffs, grids.coords[p0:p1], "LDA")
+        grids.prune_by_density_(rho, mf.small_rho_cutoff)
+    return grids
+
+
+def _coulomb(mf, auxmol, coeffs):
+    """J[c], reusing ``mf``'s DF tensor when it is built on the same auxiliary basis."""
+    with_df = getattr(mf, "with_df", None)
+    if with_df is not None and hasattr(with_df, "loop") and getattr(with_df, "auxbasis", None) is not None:
+        try:
+            df_auxmol = make_auxmol(mf.mol, with_df.auxbasis)
+        except ValueError:
+            df_auxmol = None
+        if df_auxmol is not None and same_auxbasis(df_auxmol, auxmol):
+            if with_df._cderi is None:
+                with_df.build()
+            return coulomb_matrix_from_cderi(with_df, auxmol, coeffs)
+    return coulomb_matrix(mf.mol, auxmol, coeffs)
+
+
+def _resolve_exchange(exchange):
+    if not isinstance(exchange, str):
+        raise ValueError(f"exchange must be a string, one of {EXCHANGE_CHOICES}")
+    name, _, count = exchange.partition(":")
+    if name not in EXCHANGE_CHOICES or (count and name != "pbe"):
+        raise ValueError(f"unknown exchange treatment {exchange!r}; choose from {', '.join(EXCHANGE_CHOICES)} "
+                         "or 'pbe:N'")
+    if count and (not count.isdigit() or int(count) < 1):
+        raise ValueError(f"'pbe:N' needs a positive integer N, got {exchange!r}")
+    if name == "auto":
+        return _resolve_exchange(AUTO_EXCHANGE)
+    return name, (int(count) if count else 3)
+
+
+def _diagonalise(mf, fock, s1e, layout):
+    """Orbitals of a Fock matrix with ``mf``'s own eig/get_occ/make_rdm1."""
+    if layout == "uhf" and fock.ndim == 2:
+        fock = np.array([fock, fock])
+    if layout == "rohf" and fock.ndim == 3:
+        fock = 0.5 * (fock[0] + fock[1])
+    mo_energy, mo_coeff = mf.eig(fock, s1e)
+    mo_occ = mf.get_occ(mo_energy, mo_coeff)
+    return mf.make_rdm1(mo_coeff, mo_occ)
+
+
+def _pbe_iterations(mf, dm0, ncycle, auxbasis):
+    """Run ``ncycle`` PBE RI-J iterations from dm0 on mf's molecule and grids; return (dm, fock builds)."""
+    layout = _spin_layout(mf)
+    cls = {"rhf": dft.RKS, "uhf": dft.UKS, "rohf": dft.ROKS}[layout]
+    pbe = cls(mf.mol, xc="pbe").density_fit(auxbasis=auxbasis)
+    pbe.grids = mf.grids
+    pbe.verbose = 0
+    pbe.max_cycle = ncycle
+    pbe.conv_tol = 1e-9
+    pbe.kernel(dm0=dm0)
+    return pbe.make_rdm1(), pbe.cycles + 1
+
+
+def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charge="auto"):
+    """Turn density coefficients into a density-matrix guess for ``mf``; see :func:`density_to_dm`.
+
+    Returns
+    -------
+    Conversion
+        The guess and its cost.
+    """
+    t_start = time.perf_counter()
+    _check_scf(mf)
+    exchange_name, pbe_cycles = _resolve_exchange(exchange)
+    if fix_charge not in ("auto", True, False):
+        raise ValueError(f"fix_charge must be 'auto', True or False, got {fix_charge!r}")
+    mol = mf.mol
+    auxmol = make_auxmol(mol, auxbasis)
+    coeffs = _check_coeffs(coeffs, auxmol, auxbasis)
+    nelectron_fitted = electron_count(auxmol, coeffs)
+    off = abs(nelectron_fitted - mol.nelectron)
+    if fix_charge is True or (fix_charge == "auto" and off > CHARGE_TOLERANCE):
+        coeffs = project_electron_count(auxmol, coeffs, mol.nelectron, coulomb_metric(auxmol))
+    timings = {}
+
+    t0 = time.perf_counter()
+    fock = mf.get_hcore() + _coulomb(mf, auxmol, coeffs)
+    timings["coulomb"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    if isinstance(mf, dft.rks.KohnShamDFT):
+        grids = _setup_grids(mf, auxmol, coeffs)
+        density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
+        vxc, _ = xc_potential(mf._numint, mol, grids, mf.xc, density, max_memory=min(mf.max_memory, 2000))
+        fock = fock + vxc
+    timings["xc"] = time.perf_counter() - t0
+
+    s1e = mf.get_ovlp()
+    layout = _spin_layout(mf)
+    hybrid = any(hybrid_coefficients(mf))
+    if not hybrid:
+        exchange_name = "none"
+    fock_builds, k_builds = 1, 0
+    t0 = time.perf_counter()
+    if exchange_name == "sad":
+        dm_x = mf.get_init_guess(mol, "minao")
+    elif exchange_name == "diag":
+        dm_x = _diagonalise(mf, fock, s1e, layout)
+    if exchange_name in ("sad", "diag"):
+        vk = exchange_matrix(mf, dm_x)
+        k_builds = 1
+        fock = fock - 0.5 * vk if layout == "rhf" else fock[None] - vk
+    dm = _diagonalise(mf, fock, s1e, layout)
+    if exchange_name == "pbe":
+        dm, builds = _pbe_iterations(mf, dm, pbe_cycles, auxbasis)
+        fock_builds += builds
+    timings["exchange_and_diagonalise"] = time.perf_counter() - t0
+    return Conversion(dm=dm, seconds=time.perf_counter() - t_start, fock_builds=fock_builds,
+                      k_builds=k_builds, exchange=exchange_name if hybrid else "none",
+                      nelectron_fitted=nelectron_fitted, timings=timings)
+
+
+def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charge="auto"):
+    """Density-matrix guess for ``mf`` from density coefficients in an auxiliary basis.
+
+    Parameters
+    ----------
+    mf : pyscf SCF object
+        RHF/UHF/ROHF or RKS/UKS/ROKS, with or without density fitting, any orbital basis
+        and functional (LDA, GGA, meta-GGA, global and range-separated hybrids).
+    coeffs : ndarray (naux,)
+        Density coefficients in PySCF's spherical order of ``auxbasis`` on ``mf.mol``.
+    auxbasis : str or dict
+        Auxiliary basis of ``coeffs``.
+    exchange : {"auto", "sad", "diag", "pbe", "pbe:N", "none"}
+        Source of the exact-exchange density matrix for hybrids (module doc).
+    fix_charge : {"auto", True, False}
+        Project ``coeffs`` to ``mf.mol.nelectron`` electrons; "auto" does so when the
+        count is off by more than :data:`CHARGE_TOLERANCE`.
+
+    Returns
+    -------
+    ndarray
+        What ``mf.make_rdm1()`` returns: (nao, nao) for restricted closed shells,
+        (2, nao, nao) for UKS/ROKS.
+
+    Examples
+    --------
+    >>> mf = pyscf.dft.RKS(mol, xc="pbe")
+    >>> dm0 = density_to_dm(mf, fit_density(mol, dm_converged))
+    >>> mf.kernel(dm0=dm0)
+    """
+    return convert(mf, coeffs, auxbasis, exchange=exchange, fix_charge=fix_charge).dm

@@ -1,0 +1,77 @@
+"""Densities expressed in an auxiliary basis: electron count, charge projection, values on a grid."""
+
+import numpy as np
+from pyscf.dft import gen_grid, numint
+
+from scfguess.auxbasis import aux_integrals, coulomb_metric
+from scfguess.fitting import solve_metric
+
+#: Points where the fitted density is below this (a.u.) are treated as vacuum:
+#: ρ, ∇ρ and τ are set to zero there, so they add nothing to E_xc or V_xc.
+DENSITY_FLOOR = 1e-10
+
+
+def electron_count(auxmol, coeffs):
+    """Number of electrons N = Σ_P c_P ∫χ_P of a fitted density (float)."""
+    return float(aux_integrals(auxmol) @ np.asarray(coeffs))
+
+
+def project_electron_count(auxmol, coeffs, nelectron, metric=None):
+    """Restore an exact electron count with the smallest change in the Coulomb metric.
+
+    c ← c + J⁻¹q (N − qᵀc) / (qᵀJ⁻¹q), with q_P = ∫χ_P and J = (P|Q).
+
+    Parameters
+    ----------
+    auxmol : pyscf.gto.Mole
+    coeffs : ndarray (naux,)
+    nelectron : float
+        Target number of electrons.
+    metric : ndarray (naux, naux), optional
+        Precomputed Coulomb metric.
+
+    Returns
+    -------
+    ndarray (naux,)
+    """
+    q = aux_integrals(auxmol)
+    if metric is None:
+        metric = coulomb_metric(auxmol)
+    jinv_q = solve_metric(metric, q)
+    return coeffs + jinv_q * (nelectron - q @ coeffs) / (q @ jinv_q)
+
+
+def density_on_points(auxmol, coeffs, coords, xctype):
+    """Density of the functional's type at points, in PySCF's row layout.
+
+    Parameters
+    ----------
+    auxmol : pyscf.gto.Mole
+    coeffs : ndarray (naux,)
+    coords : ndarray (ngrid, 3)
+        Bohr.
+    xctype : {"LDA", "GGA", "MGGA"}
+
+    Returns
+    -------
+    ndarray
+        LDA: (ngrid,) ρ. GGA: (4, ngrid) ρ, ∂xρ, ∂yρ, ∂zρ. MGGA: (5, ngrid) with the
+        kinetic energy density replaced by the von Weizsäcker form
+        τ_W = |∇ρ|² / (8ρ) (PySCF's τ carries the factor ½, as τ_W does).
+        Points with ρ < :data:`DENSITY_FLOOR` are zeroed in every row (see module doc).
+    """
+    deriv = 0 if xctype == "LDA" else 1
+    mask = gen_grid.make_mask(auxmol, coords)
+    ao = numint.eval_ao(auxmol, coords, deriv=deriv, non0tab=mask)
+    rho = ao @ coeffs
+    if xctype == "LDA":
+        rho[rho < DENSITY_FLOOR] = 0.0
+        return rho
+    vacuum = rho[0] < DENSITY_FLOOR
+    rho[:, vacuum] = 0.0
+    if xctype == "MGGA":
+        tau = np.zeros_like(rho[0])
+        dens = ~vacuum
+        tau[dens] = np.einsum("xg,xg->g", rho[1:4, dens], rho[1:4, dens]) / (8.0 * rho[0, dens])
+        rho = np.vstack([rho, tau])
+    return rho
