@@ -1,0 +1,260 @@
+"""Installed density models: find, verify and load them.
+
+A model is a folder ``<name>/`` holding
+
+- ``weights.pt``: the ``state_dict`` of a :class:`scfguess.model.DensityModel`, read with
+  ``torch.load(weights_only=True)`` (no code is unpickled);
+- ``metadata.json``: integer ``format_version``, ``sha256`` of ``weights.pt``, ``elements``, ``auxbasis``,
+  ``config`` (the :class:`~scfguess.model.ModelConfig`), the target definition, training data and command;
+- ``model_card.md``: what the model saw and how well it does.
+
+Model folders are searched in the directories listed in ``$SCFGUESS_MODEL_DIR`` (``os.pathsep``-separated), then
+in the ``models/`` folder next to the package (a source checkout or editable install). The file ``DEFAULT`` in the
+first directory that has one names the default model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from scfguess.errors import ModelNotInstalledError
+
+#: Newest metadata layout this version reads. 1: first layout (weights.pt + metadata.json + model_card.md).
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.pt"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "model_card.md"
+DEFAULT_FILE = "DEFAULT"
+ENV_VAR = "SCFGUESS_MODEL_DIR"
+
+_CACHE: dict[tuple[str, str], "LoadedModel"] = {}
+_LOCK = threading.Lock()
+
+
+def model_dirs() -> list[Path]:
+    """Directories searched for models, in order: ``$SCFGUESS_MODEL_DIR`` entries, then ``<checkout>/models``."""
+    dirs = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    return [d for d in dirs if d.is_dir()]
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_model_name() -> str:
+    """Name in the first ``DEFAULT`` file found; raises ModelNotInstalledError when there is none."""
+    for d in model_dirs():
+        f = d / DEFAULT_FILE
+        if f.is_file():
+            name = f.read_text().strip()
+            if name:
+                return name
+    raise ModelNotInstalledError(
+        f"no density model is installed: no {DEFAULT_FILE} file in {_searched()}; set {ENV_VAR} to a folder of models."
+    )
+
+
+def _searched() -> str:
+    return ", ".join(str(d) for d in model_dirs()) or f"${ENV_VAR} or <checkout>/models (neither exists)"
+
+
+def find_model(name: str) -> Path:
+    """Folder of a model given by name (searched in :func:`model_dirs`) or by path."""
+    path = Path(name).expanduser()
+    if (path / METADATA_FILE).is_file():
+        return path.resolve()
+    for d in model_dirs():
+        if (d / name / METADATA_FILE).is_file():
+            return (d / name).resolve()
+    raise ModelNotInstalledError(f"density model {name!r} not found in {_searched()}.")
+
+
+def read_metadata(folder) -> dict:
+    """metadata.json of a model folder, checked for a readable ``format_version``."""
+    folder = Path(folder)
+    with open(folder / METADATA_FILE) as fh:
+        meta = json.load(fh)
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise ValueError(f"model {folder.name}: metadata.json lacks an integer format_version.")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"model {folder.name} has format_version {version}, newer than the {FORMAT_VERSION} this scfguess reads; "
+            "upgrade scfguess."
+        )
+    return meta
+
+
+class LoadedModel:
+    """A verified, loaded density model (float32, inference only).
+
+    Attributes
+    ----------
+    name : str
+    path : pathlib.Path
+    sha256 : str
+        sha256 of ``weights.pt``.
+    elements : list of str
+    auxbasis : str
+    metadata : dict
+    module : scfguess.model.DensityModel
+    """
+
+    def __init__(self, folder):
+        import torch
+
+        from scfguess.model import DensityModel, ModelConfig
+
+        folder = Path(folder)
+        meta = read_metadata(folder)
+        weights = folder / WEIGHTS_FILE
+        sha = sha256_file(weights)
+        if sha != meta.get("sha256"):
+            raise ValueError(
+                f"model {folder.name}: sha256 of {WEIGHTS_FILE} is {sha[:12]}…, metadata says "
+                f"{str(meta.get('sha256'))[:12]}…; the weights are corrupt or were replaced."
+            )
+        config = ModelConfig.from_dict(meta["config"])
+        module = DensityModel(config)
+        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.name = meta.get("name", folder.name)
+        self.path = folder
+        self.sha256 = sha
+        self.elements = list(config.elements)
+        self.auxbasis = config.auxbasis
+        self.metadata = meta
+        self.module = module
+
+    def predict(self, numbers, positions_angstrom) -> np.ndarray:
+        """Density coefficients of one structure.
+
+        Parameters
+        ----------
+        numbers : array_like (n,) int
+            Atomic numbers.
+        positions_angstrom : array_like (n, 3)
+            Positions in Å.
+
+        Returns
+        -------
+        ndarray (naux,) float64
+            Coefficients in PySCF's spherical aux AO order for ``self.auxbasis``.
+
+        Raises
+        ------
+        UnsupportedElementError
+            If an element is not one of ``self.elements``.
+        """
+        return self.module.predict(numbers, positions_angstrom)
+
+    def __repr__(self):
+        return f"LoadedModel(name={self.name!r}, sha256={self.sha256[:12]!r}, elements={self.elements})"
+
+
+def load_model(model=None):
+    """Load (once, then from a cache) a density model.
+
+    Parameters
+    ----------
+    model : None, str, os.PathLike or object with ``predict``
+        None: the default model named in ``DEFAULT``; a model name under a model directory; a path to a model
+        folder; or an already-loaded model, returned unchanged.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ModelNotInstalledError (a RuntimeError)
+        No model is installed or the named one is absent.
+    ValueError
+        The weights do not match the recorded sha256, or the model's format_version is newer than this code reads.
+    """
+    if model is not None and hasattr(model, "predict"):
+        return model
+    name = default_model_name() if model is None else os.fspath(model)
+    folder = find_model(name)
+    key = (str(folder), sha256_file(folder / WEIGHTS_FILE))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = LoadedModel(folder)
+        return _CACHE[key]
+
+
+def list_models() -> list[dict]:
+    """Installed models, one dict each: name, path, default, format_version, sha256, elements, auxbasis, description."""
+    try:
+        default = default_model_name()
+    except ModelNotInstalledError:
+        default = None
+    out, seen = [], set()
+    for d in model_dirs():
+        for folder in sorted(p for p in d.iterdir() if (p / METADATA_FILE).is_file()):
+            if folder.name in seen:
+                continue
+            seen.add(folder.name)
+            with open(folder / METADATA_FILE) as fh:
+                meta = json.load(fh)
+            out.append({
+                "name": folder.name, "path": str(folder), "default": folder.name == default,
+                "format_version": meta.get("format_version"), "sha256": meta.get("sha256"),
+                "elements": meta.get("elements"), "auxbasis": meta.get("auxbasis"),
+                "description": meta.get("description", ""),
+            })
+    return out
+
+
+def save_model(module, folder, metadata: dict, card: str) -> Path:
+    """Write a model folder: weights.pt (state_dict), metadata.json (with sha256 and config) and model_card.md.
+
+    Parameters
+    ----------
+    module : scfguess.model.DensityModel
+        Saved in float32.
+    folder : path
+        Created if needed; its files are replaced.
+    metadata : dict
+        Extra metadata (target, training data, command, metrics); ``format_version``, ``sha256``, ``elements``,
+        ``auxbasis`` and ``config`` are filled in here.
+    card : str
+        Markdown text of the model card.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+             for k, v in module.state_dict().items()}
+    torch.save(state, folder / WEIGHTS_FILE)
+    meta = dict(metadata)
+    meta.update({
+        "format_version": FORMAT_VERSION, "name": folder.name, "sha256": sha256_file(folder / WEIGHTS_FILE),
+        "elements": list(module.config.elements), "auxbasis": module.config.auxbasis,
+        "config": module.config.to_dict(),
+    })
+    with open(folder / METADATA_FILE, "w") as fh:
+        json.dump(meta, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    (folder / CARD_FILE).write_text(card)
+    return folder

@@ -1,0 +1,71 @@
+"""Model folders: save, find through $SCFGUESS_MODEL_DIR, verify sha256 and format_version, cache."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scfguess import registry
+from scfguess.model import DensityModel, ModelConfig
+
+SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=1, radial_hidden=8)
+WATER = ([8, 1, 1], [[0.0, 0.0, 0.0], [0.0, 0.76, 0.59], [0.0, -0.76, 0.59]])
+
+
+@pytest.fixture()
+def model_dir(tmp_path, monkeypatch):
+    torch.manual_seed(1)
+    module = DensityModel(SMALL)
+    registry.save_model(module, tmp_path / "tiny", {"description": "test model"}, "# tiny\n")
+    (tmp_path / "DEFAULT").write_text("tiny\n")
+    monkeypatch.setenv(registry.ENV_VAR, str(tmp_path))
+    return tmp_path, module
+
+
+def test_load_default_through_env_var(model_dir):
+    folder, module = model_dir
+    model = registry.load_model()
+    assert model.name == "tiny" and model.elements == list(SMALL.elements)
+    assert model.auxbasis == "def2-universal-jfit"
+    np.testing.assert_allclose(model.predict(*WATER), module.predict(*WATER), rtol=1e-6, atol=1e-7)
+    assert registry.load_model("tiny") is model  # cached
+    assert registry.load_model(model) is model
+    assert registry.load_model(folder / "tiny") is model
+    listed = [m for m in registry.list_models() if m["name"] == "tiny"][0]
+    assert listed["default"] and listed["sha256"] == model.sha256
+
+
+def test_wrong_sha256_fails_clearly(model_dir):
+    folder, _ = model_dir
+    meta_path = folder / "tiny" / registry.METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="sha256"):
+        registry.load_model("tiny")
+
+
+def test_newer_format_version_fails_clearly(model_dir):
+    folder, _ = model_dir
+    meta_path = folder / "tiny" / registry.METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = registry.FORMAT_VERSION + 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="format_version"):
+        registry.load_model(folder / "tiny")
+
+
+def test_no_model_installed(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "model_dirs", lambda: [tmp_path])
+    with pytest.raises(RuntimeError, match="no density model is installed"):
+        registry.load_model()
+    with pytest.raises(RuntimeError, match="not found"):
+        registry.load_model("absent")
+
+
+def test_weights_load_without_pickled_code(model_dir):
+    folder, _ = model_dir
+    state = torch.load(Path(folder) / "tiny" / registry.WEIGHTS_FILE, weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
