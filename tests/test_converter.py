@@ -1,0 +1,132 @@
+"""The density → density-matrix converter: pieces against PySCF, invariants, errors."""
+
+import numpy as np
+import pytest
+from pyscf import dft, scf
+
+from scfguess import UnsupportedElementError, density_to_dm, fit_density
+from scfguess.auxbasis import make_auxmol
+from scfguess.converter import convert, xc_potential
+
+from conftest import AMMONIUM, DIOXYGEN, HYDROXIDE, WATER, make_mol
+
+
+@pytest.mark.parametrize("xc", ["lda,vwn", "pbe", "scan", "b3lyp"])
+def test_xc_assembly_matches_pyscf(water, xc):
+    """Fed the density PySCF evaluates from a density matrix, V_xc equals nr_rks."""
+    mf = dft.RKS(water, xc=xc)
+    mf.grids.level = 1
+    mf.grids.build(with_non0tab=True)
+    ni = mf._numint
+    dm = scf.RHF(water).get_init_guess()
+
+    def density(ao, mask, coords, xctype):
+        return ni.eval_rho(water, ao, dm, mask, xctype)
+
+    vxc, nelectron = xc_potential(ni, water, mf.grids, xc, density)
+    n_ref, _, v_ref = ni.nr_rks(water, mf.grids, xc, dm)
+    assert np.abs(vxc - v_ref).max() < 1e-10
+    assert abs(nelectron - n_ref) < 1e-10
+
+
+@pytest.fixture(scope="module")
+def water_coeffs(water_pbe):
+    return fit_density(water_pbe.mol, water_pbe.make_rdm1())
+
+
+def test_water_guess_invariants_and_fingerprint(water):
+    # Deterministic input (no SCF): the fitted minao density.
+    coeffs = fit_density(water, scf.hf.init_guess_by_minao(water))
+    mf = dft.RKS(water, xc="pbe").density_fit()
+    dm = density_to_dm(mf, coeffs)
+    s = mf.get_ovlp()
+    assert dm.shape == (water.nao, water.nao)
+    assert np.allclose(dm, dm.T, atol=1e-12)
+    assert abs(np.trace(dm @ s) - 10) < 1e-10
+    assert np.abs(dm @ s @ dm - 2 * dm).max() < 1e-10  # idempotent closed-shell guess
+    # Fingerprint of the water PBE/def2-SVP guess (changes if the converter changes).
+    fingerprint = np.einsum("ij,ij", dm, np.cos(np.arange(dm.size).reshape(dm.shape)))
+    assert fingerprint == pytest.approx(4.04742581, abs=5e-8)
+
+
+def test_converter_does_not_change_settings(water, water_coeffs):
+    mf = dft.RKS(water, xc="pbe")
+    before = (mf.xc, mf.conv_tol, mf.max_cycle, mf.init_guess, mf.grids.level)
+    density_to_dm(mf, water_coeffs)
+    assert (mf.xc, mf.conv_tol, mf.max_cycle, mf.init_guess, mf.grids.level) == before
+    assert mf.mo_coeff is None
+
+
+@pytest.mark.parametrize("atom, charge, spin, cls, shape", [
+    (AMMONIUM, 1, 0, dft.RKS, 2),
+    (HYDROXIDE, -1, 0, dft.RKS, 2),
+    (DIOXYGEN, 0, 2, dft.UKS, 3),
+    (DIOXYGEN, 0, 2, dft.ROKS, 3),
+    (WATER, 1, 1, dft.UKS, 3),
+])
+def test_electron_count_charge_and_spin(atom, charge, spin, cls, shape):
+    mol = make_mol(atom, charge=charge, spin=spin)
+    # PySCF's minao density is a superposition of neutral atoms: the count is off by the charge.
+    coeffs = fit_density(mol, scf.hf.init_guess_by_minao(mol))
+    mf = cls(mol, xc="pbe")
+    conversion = convert(mf, coeffs)
+    dm = conversion.dm
+    assert dm.ndim == shape
+    s = mf.get_ovlp()
+    if dm.ndim == 3:
+        na, nb = mol.nelec
+        assert abs(np.trace(dm[0] @ s) - na) < 1e-10 and abs(np.trace(dm[1] @ s) - nb) < 1e-10
+    else:
+        assert abs(np.trace(dm @ s) - mol.nelectron) < 1e-10
+    assert conversion.nelectron_fitted == pytest.approx(mol.atom_charges().sum(), abs=0.05)
+
+
+@pytest.mark.parametrize("exchange", ["sad", "diag", "pbe:2", "none"])
+def test_hybrid_exchange_treatments(water, water_coeffs, exchange):
+    mf = dft.RKS(water, xc="b3lyp").density_fit()
+    conversion = convert(mf, water_coeffs, exchange=exchange)
+    assert conversion.exchange == exchange.split(":")[0]
+    assert conversion.k_builds == (1 if exchange in ("sad", "diag") else 0)
+    assert abs(np.trace(conversion.dm @ mf.get_ovlp()) - 10) < 1e-10
+
+
+def test_pure_functional_ignores_exchange(water, water_coeffs):
+    conversion = convert(dft.RKS(water, xc="pbe"), water_coeffs, exchange="sad")
+    assert conversion.exchange == "none" and conversion.k_builds == 0
+
+
+def test_wrong_length_coefficients(water, water_coeffs):
+    with pytest.raises(ValueError, match=r"shape \(10,\).*def2-universal-jfit has 71 functions"):
+        density_to_dm(dft.RKS(water), water_coeffs[:10])
+
+
+def test_nan_coefficients(water, water_coeffs):
+    bad = water_coeffs.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        density_to_dm(dft.RKS(water), bad)
+
+
+def test_unknown_auxbasis(water, water_coeffs):
+    with pytest.raises(ValueError, match="unknown auxiliary basis"):
+        density_to_dm(dft.RKS(water), water_coeffs, auxbasis="not-a-basis")
+
+
+def test_element_missing_from_auxbasis(water, water_coeffs):
+    with pytest.raises(UnsupportedElementError, match="H"):
+        density_to_dm(dft.RKS(water), water_coeffs, auxbasis={"O": "def2-universal-jfit"})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"exchange": "hf"}, "unknown exchange treatment"),
+    ({"exchange": "pbe:x"}, "positive integer"),
+    ({"fix_charge": "yes"}, "fix_charge"),
+])
+def test_bad_options(water, water_coeffs, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        density_to_dm(dft.RKS(water, xc="b3lyp"), water_coeffs, **kwargs)
+
+
+def test_not_an_scf_object(water_coeffs):
+    with pytest.raises(ValueError, match="expected a PySCF SCF object"):
+        density_to_dm("water", water_coeffs)
