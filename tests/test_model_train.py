@@ -1,0 +1,87 @@
+"""A tiny training run on a handful of stored structures: loss decreases, resume continues, export loads."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from pyscf import gto, scf
+
+from scfguess import keys as K
+from scfguess.auxbasis import make_auxmol
+from scfguess.fitting import fit_density
+from workflows.label import LabelSettings, write_shard
+from workflows.train import TrainConfig, train
+
+NAMES = ["H2O", "NH3", "CH4", "CH3OH", "HCOOH", "CH3CHO", "C2H6", "H2CO"]
+TINY_MODEL = {"hidden_muls": [8, 4, 2, 2, 2], "num_layers": 2, "radial_hidden": 16, "lmax_sh": 2}
+
+
+def _record(i, name):
+    """Minao density fitted in the aux basis, standing in for a converged one (no SCF in a unit test)."""
+    atoms = molecule(name)
+    mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), basis="sto-3g", verbose=0)
+    coeffs = fit_density(mol, scf.hf.init_guess_by_minao(mol))
+    return {
+        K.NUMBERS_KEY: atoms.numbers.astype(np.int64), K.POSITIONS_KEY: atoms.positions,
+        K.COEFFS_KEY: coeffs, K.ENERGY_KEY: 0.0, K.CHARGE_KEY: 0, K.SPIN_KEY: 0,
+        K.NELECTRON_KEY: mol.nelectron, K.FIT_ELECTRONS_KEY: float(mol.nelectron), K.MINAO_CYCLES_KEY: 0,
+        K.CONVERGED_KEY: True, K.SCF_SECONDS_KEY: 0.0, K.NAO_KEY: mol.nao, K.NAUX_KEY: make_auxmol(mol).nao,
+        K.STRUCTURE_ID_KEY: f"test-{i}", K.MOLECULE_ID_KEY: name, K.SOURCE_KEY: "test", K.SMILES_KEY: "",
+        K.SPLIT_KEY: "val" if i % 4 == 3 else "train",
+    }
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory):
+    path = tmp_path_factory.mktemp("shards") / "shard-00000.h5"
+    write_shard(path, [_record(i, n) for i, n in enumerate(NAMES)], LabelSettings())
+    return path
+
+
+def _config(shard, out, **kw):
+    base = dict(shards=(str(shard),), out_dir=str(out), model=TINY_MODEL, batch_size=2, lr=1e-2,
+                max_epochs=4, max_minutes=1.0, loss_weights={"coulomb": 1.0, "mae_rmse": 1.0}, seed=0,
+                reference_basis="sto-3g")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _log(out):
+    with open(out / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_tiny_training_decreases_loss_and_resumes(shard, tmp_path):
+    out = tmp_path / "run"
+    first = train(_config(shard, out, max_epochs=3), progress=False)
+    assert first["epochs"] == 3 and first["n_val"] == 2 and first["n_train"] == 6
+    rows = _log(out)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert first["best_val"]["coulomb_per_atom"] < first["baseline_val"]["coulomb_per_atom"]
+    export = tmp_path / "models" / "tiny"
+    second = train(_config(shard, out, max_epochs=5, export_to=str(export)), progress=False, command="pytest")
+    assert second["epochs"] == 5
+    assert [int(r["epoch"]) for r in _log(out)] == [0, 1, 2, 3, 4]
+    meta = json.loads((export / "metadata.json").read_text())
+    assert meta["training"]["n_train"] == 6 and meta["training_command"] == "pytest"
+
+    from scfguess.registry import load_model
+
+    model = load_model(export)
+    atoms = molecule("H2O")
+    assert model.predict(atoms.numbers, atoms.positions).shape == (3 * 0 + 49 + 2 * 11,)
+
+
+def test_training_is_deterministic(shard, tmp_path):
+    a = train(_config(shard, tmp_path / "a", max_epochs=1), progress=False)
+    b = train(_config(shard, tmp_path / "b", max_epochs=1), progress=False)
+    assert a["best_val"]["coulomb_per_atom"] == b["best_val"]["coulomb_per_atom"]
+
+
+def test_config_rejects_unknown_fields(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("shards: x.h5\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_yaml(path)

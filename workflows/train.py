@@ -1,0 +1,541 @@
+"""Train a density model on labelled shards:  ``python -m workflows.train CONFIG.yaml [--resume|--fresh]``.
+
+The YAML file holds the fields of :class:`TrainConfig` (``model:`` holds those of
+:class:`scfguess.model.ModelConfig`). The run folder ``out_dir`` receives ``checkpoint.pt`` (written atomically
+after every epoch and on interruption; a rerun of the same command resumes from it), ``log.csv`` (one row per
+epoch) and ``best.pt``. When ``export_to`` is set, the best weights are exported as a model folder
+(weights, metadata.json, model_card.md; see :mod:`scfguess.registry`).
+
+Targets are the shards' Coulomb-fitted coefficients in PySCF aux order. Splitting is molecule-level: the stored
+``split`` field of every structure, assigned per parent molecule by the labelling workflow.
+
+Losses (``loss_weights`` combines them):
+- ``coulomb``: (c - c_ref)ᵀ J (c - c_ref) with J = (P|Q) of the structure's auxiliary molecule (Hartree), summed over
+  structures and divided by the number of atoms in the batch;
+- ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scfguess import keys as K
+
+LOSSES = ("coulomb", "mae_rmse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes
+    ----------
+    shards : tuple of str
+        Shard files or glob patterns (relative to the working directory).
+    out_dir : str
+        Run folder (checkpoints, log).
+    model : dict
+        Fields of :class:`scfguess.model.ModelConfig`.
+    loss_weights : dict
+        Weight of each loss in ``LOSSES``; zero or absent terms are skipped.
+    batch_size : int
+        Structures per optimisation step.
+    lr : float
+        Initial Adam learning rate.
+    lr_factor, lr_patience : float, int
+        ReduceLROnPlateau on the validation Coulomb error: multiply by ``lr_factor`` after ``lr_patience`` epochs
+        without improvement.
+    min_lr : float
+        Learning rate floor.
+    early_stop_patience : int
+        Stop after this many epochs without validation improvement.
+    max_epochs : int
+    max_minutes : float
+        Wall-clock budget of this invocation (a resumed run gets a new budget).
+    seed : int
+    threads : int
+        torch intra-op threads.
+    max_structures : int, optional
+        Use at most this many training structures (after a seeded shuffle); None: all.
+    reference_basis : str
+        Orbital basis of the free-atom minao references (delta learning).
+    metric_cache_mb : float
+        Memory budget for cached Coulomb metrics (recomputed beyond it).
+    export_to : str, optional
+        Model folder to export the best weights into.
+    description : str
+        One line stored in the exported metadata.
+    """
+
+    shards: tuple[str, ...] = ("data/shards/shard-*.h5",)
+    out_dir: str = "runs/default"
+    model: dict = field(default_factory=dict)
+    loss_weights: dict = field(default_factory=lambda: {"coulomb": 1.0})
+    batch_size: int = 8
+    lr: float = 5e-3
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    min_lr: float = 1e-5
+    early_stop_patience: int = 10
+    max_epochs: int = 200
+    max_minutes: float = 25.0
+    seed: int = 0
+    threads: int = 1
+    max_structures: int | None = None
+    reference_basis: str = "def2-svp"
+    metric_cache_mb: float = 1000.0
+    export_to: str | None = None
+    description: str = ""
+
+    @classmethod
+    def from_yaml(cls, path) -> "TrainConfig":
+        """Read a YAML file of TrainConfig fields."""
+        import yaml
+
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown training settings {sorted(unknown)}.")
+        if "shards" in data:
+            data["shards"] = tuple([data["shards"]] if isinstance(data["shards"], str) else data["shards"])
+        for name in data.get("loss_weights", {}) or {}:
+            if name not in LOSSES:
+                raise ValueError(f"{path}: unknown loss {name!r}; choose from {LOSSES}.")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------- data
+
+def resolve_shards(patterns) -> list[Path]:
+    """Shard files matching the patterns, sorted, duplicates removed."""
+    import glob
+
+    paths = sorted({Path(p) for pattern in patterns for p in glob.glob(str(pattern))})
+    if not paths:
+        raise FileNotFoundError(f"no shard matches {list(patterns)}.")
+    return paths
+
+
+def load_structures(paths) -> list[dict]:
+    """All structures of the shards (via :class:`scfguess.data.DensityDataset`) as small dicts in memory."""
+    from scfguess.data import DensityDataset
+
+    ds = DensityDataset([str(p) for p in paths], auxbasis="def2-universal-jfit")
+    out = []
+    for i in range(len(ds)):
+        item = ds[i]
+        out.append({
+            "numbers": item[K.NUMBERS_KEY], "positions": item[K.POSITIONS_KEY],
+            "coeffs": np.asarray(item[K.COEFFS_KEY], dtype=np.float32), "split": item[K.SPLIT_KEY],
+            "molecule_id": item[K.MOLECULE_ID_KEY], "structure_id": item[K.STRUCTURE_ID_KEY],
+            "source": item[K.SOURCE_KEY],
+        })
+    ds.close()
+    return out
+
+
+class CoulombMetrics:
+    """J = (P|Q) of each structure's auxiliary molecule, computed on first use and cached within a memory budget."""
+
+    def __init__(self, auxbasis: str, budget_mb: float):
+        self.auxbasis = auxbasis
+        self.budget = budget_mb * 1e6
+        self.used = 0.0
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, s: dict) -> np.ndarray:
+        """(naux, naux) float32 metric of structure ``s`` (Hartree units, PySCF aux order)."""
+        key = s["structure_id"]
+        if key in self.cache:
+            return self.cache[key]
+        from pyscf import gto
+        from pyscf.data.elements import ELEMENTS
+
+        from scfguess.auxbasis import make_auxmol
+
+        symbols = [ELEMENTS[int(z)] for z in s["numbers"]]
+        mol = gto.Mole(atom=list(zip(symbols, s["positions"].tolist())), unit="Angstrom", basis="sto-3g",
+                       verbose=0)
+        mol.spin = int(sum(s["numbers"])) % 2
+        mol.build()
+        metric = make_auxmol(mol, self.auxbasis).intor("int2c2e", hermi=1).astype(np.float32)
+        if metric.shape[0] != len(s["coeffs"]):
+            raise ValueError(f"structure {key}: {len(s['coeffs'])} coefficients but {metric.shape[0]} aux functions.")
+        if self.used + metric.nbytes <= self.budget:
+            self.cache[key] = metric
+            self.used += metric.nbytes
+        return metric
+
+
+def element_statistics(model, structures, metric=None):
+    """Per-element reference-removed RMS of the targets, per shell (constant within each shell; PySCF order).
+
+    Returns
+    -------
+    dict symbol -> ndarray (nfunc,)
+    """
+    from scfguess.irreps import shell_angular_momenta
+
+    sums = {s: 0.0 for s in model.elements}
+    counts = {s: 0 for s in model.elements}
+    from pyscf.data.elements import ELEMENTS
+
+    for st in structures:
+        offset = 0
+        for z in st["numbers"]:
+            sym = ELEMENTS[int(z)]
+            n = len(model.reference(sym))
+            block = st["coeffs"][offset:offset + n] - (model.reference(sym) if model.config.delta else 0.0)
+            sums[sym] = sums[sym] + block.astype(np.float64) ** 2
+            counts[sym] += 1
+            offset += n
+    scales = {}
+    for sym in model.elements:
+        ls = shell_angular_momenta(sym, model.config.auxbasis)
+        if counts[sym] == 0:
+            scales[sym] = None
+            continue
+        ms = sums[sym] / counts[sym]
+        out, start = [], 0
+        for l in ls:
+            d = 2 * l + 1
+            out.extend([math.sqrt(max(ms[start:start + d].mean(), 1e-12))] * d)
+            start += d
+        scales[sym] = np.array(out)
+    return scales
+
+
+# --------------------------------------------------------------------------------------- losses
+
+def batch_tensors(structures, model):
+    """Concatenate structures into one graph: numbers, positions (float32 Å), batch, targets, per-structure slices."""
+    import torch
+
+    numbers = torch.as_tensor(np.concatenate([s["numbers"] for s in structures]), dtype=torch.long)
+    positions = torch.as_tensor(np.concatenate([s["positions"] for s in structures]), dtype=torch.float32)
+    batch = torch.as_tensor(np.repeat(np.arange(len(structures)), [len(s["numbers"]) for s in structures]))
+    target = torch.as_tensor(np.concatenate([s["coeffs"] for s in structures]), dtype=torch.float32)
+    bounds = np.concatenate([[0], np.cumsum([len(s["coeffs"]) for s in structures])])
+    return numbers, positions, batch, target, bounds
+
+
+def losses(pred, target, bounds, structures, metrics, natoms):
+    """Coulomb and MAE+RMSE losses of a batch (see the module docstring); dict name -> scalar tensor."""
+    import torch
+
+    err = pred - target
+    coulomb = pred.new_zeros(())
+    if metrics is not None:
+        for k, s in enumerate(structures):
+            e = err[bounds[k]:bounds[k + 1]]
+            coulomb = coulomb + e @ (torch.from_numpy(metrics(s)) @ e)
+        coulomb = coulomb / natoms
+    mae_rmse = err.abs().mean() + torch.sqrt((err * err).mean())
+    return {"coulomb": coulomb, "mae_rmse": mae_rmse}
+
+
+def evaluate(model, structures, metrics, batch_size=16):
+    """Validation metrics: Coulomb error per atom (Hartree), MAE, RMSE, and per-element RMSE of coefficients."""
+    import torch
+    from pyscf.data.elements import ELEMENTS
+
+    model.eval()
+    total = {"coulomb": 0.0, "abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0}
+    per_element: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for start in range(0, len(structures), batch_size):
+            chunk = structures[start:start + batch_size]
+            numbers, positions, batch, target, bounds = batch_tensors(chunk, model)
+            pred = model(numbers, positions, batch)
+            err = (pred - target).double()
+            for k, s in enumerate(chunk):
+                e = err[bounds[k]:bounds[k + 1]].numpy()
+                total["coulomb"] += float(e @ metrics(s).astype(np.float64) @ e)
+                offset = 0
+                for z in s["numbers"]:
+                    sym = ELEMENTS[int(z)]
+                    n = model.nfunc[model.elements.index(sym)]
+                    block = e[offset:offset + n]
+                    per_element.setdefault(sym, [0.0, 0])
+                    per_element[sym][0] += float(block @ block)
+                    per_element[sym][1] += n
+                    offset += n
+            total["abs"] += float(err.abs().sum())
+            total["sq"] += float((err * err).sum())
+            total["n"] += err.numel()
+            total["atoms"] += len(numbers)
+    model.train()
+    n = max(total["n"], 1)
+    return {
+        "coulomb_per_atom": total["coulomb"] / max(total["atoms"], 1),
+        "mae": total["abs"] / n,
+        "rmse": math.sqrt(total["sq"] / n),
+        "rmse_per_element": {s: math.sqrt(v[0] / v[1]) for s, v in sorted(per_element.items())},
+    }
+
+
+# --------------------------------------------------------------------------------------- training
+
+def _atomic_save(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def build_model(cfg: TrainConfig, train):
+    """Model with references (free-atom minao fits) and output scales from the training targets."""
+    import torch
+
+    from scfguess.model import DensityModel, ModelConfig, atomic_reference_coefficients
+
+    model = DensityModel(ModelConfig.from_dict(cfg.model))
+    if model.config.delta:
+        for sym in model.elements:
+            model.set_reference(sym, atomic_reference_coefficients(sym, cfg.reference_basis, model.config.auxbasis))
+    for sym, scale in element_statistics(model, train).items():
+        if scale is not None:
+            model.set_scales(sym, scale)
+    with torch.no_grad():  # start from the reference superposition (delta) or zero
+        for head in model.heads:
+            head.weight.zero_()
+    return model
+
+
+def split_structures(cfg: TrainConfig, structures):
+    """Training and validation structures from the stored molecule-level split; optional seeded subsample."""
+    train = [s for s in structures if s["split"] == "train"]
+    val = [s for s in structures if s["split"] == "val"]
+    overlap = {s["molecule_id"] for s in train} & {s["molecule_id"] for s in val}
+    if overlap:
+        raise ValueError(f"molecules in both splits: {sorted(overlap)[:5]}; the split must be molecule-level.")
+    if cfg.max_structures is not None and len(train) > cfg.max_structures:
+        rng = random.Random(cfg.seed)
+        train = rng.sample(train, cfg.max_structures)
+    if not train or not val:
+        raise ValueError(f"need training and validation structures, have {len(train)} and {len(val)}.")
+    return train, val
+
+
+def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bool = True) -> dict:
+    """Run (or resume) training; returns a summary dict (best validation metrics, epochs, counts, paths).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` when it exists.
+    command : str
+        Command line recorded in the exported metadata.
+    progress : bool
+        Show tqdm progress bars.
+    """
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shard_files = resolve_shards(cfg.shards)
+    structures = load_structures(shard_files)
+    train_set, val_set = split_structures(cfg, structures)
+    weights = {k: float(v) for k, v in cfg.loss_weights.items() if float(v) != 0.0}
+    model = build_model(cfg, train_set)
+    metrics = CoulombMetrics(model.config.auxbasis, cfg.metric_cache_mb)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
+                                                           patience=cfg.lr_patience, min_lr=cfg.min_lr)
+    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "best_epoch": -1, "baseline": None}
+    ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = json.loads(ckpt["state"])
+        print(f"resuming {ckpt_path} after epoch {state['epoch']}", file=sys.stderr)
+    elif log_path.exists():
+        log_path.unlink()
+    if state["baseline"] is None:
+        state["baseline"] = evaluate(model, val_set, metrics)  # the reference superposition alone (delta)
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    previous_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def save_checkpoint():
+        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "state": json.dumps(state)}, ckpt_path)
+
+    t_start = time.monotonic()
+    new_log = not log_path.exists()
+    try:
+        with open(log_path, "a", newline="") as log_fh:
+            writer = csv.writer(log_fh)
+            if new_log:
+                writer.writerow(["epoch", "lr", "train_loss", "val_coulomb_per_atom", "val_mae", "val_rmse",
+                                 "seconds"])
+            while state["epoch"] < cfg.max_epochs and not stop["flag"]:
+                epoch = state["epoch"]
+                order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_set))
+                torch.manual_seed(cfg.seed * 100003 + epoch)
+                running, nb = 0.0, 0
+                t_epoch = time.monotonic()
+                batches = range(0, len(order), cfg.batch_size)
+                bar = tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False)
+                for start in bar:
+                    chunk = [train_set[i] for i in order[start:start + cfg.batch_size]]
+                    numbers, positions, batch, target, bounds = batch_tensors(chunk, model)
+                    pred = model(numbers, positions, batch)
+                    parts = losses(pred, target, bounds, chunk, metrics if "coulomb" in weights else None,
+                                   len(numbers))
+                    loss = sum(w * parts[name] for name, w in weights.items())
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    running += float(loss)
+                    nb += 1
+                    bar.set_postfix(loss=f"{running / nb:.4g}")
+                    if stop["flag"] or (time.monotonic() - t_start) / 60 > cfg.max_minutes:
+                        break
+                if nb == 0 or (stop["flag"] and start + cfg.batch_size < len(order)):
+                    break  # interrupted mid-epoch: the checkpoint of the last full epoch stays
+                val = evaluate(model, val_set, metrics)
+                scheduler.step(val["coulomb_per_atom"])
+                state["epoch"] = epoch + 1
+                if val["coulomb_per_atom"] < state["best"]:
+                    state.update(best=val["coulomb_per_atom"], best_epoch=epoch, bad_epochs=0, best_metrics=val)
+                    _atomic_save(model.state_dict(), best_path)
+                else:
+                    state["bad_epochs"] += 1
+                writer.writerow([epoch, optimizer.param_groups[0]["lr"], running / nb, val["coulomb_per_atom"],
+                                 val["mae"], val["rmse"], round(time.monotonic() - t_epoch, 2)])
+                log_fh.flush()
+                save_checkpoint()
+                print(f"epoch {epoch}: train {running / nb:.5g}  val coulomb/atom {val['coulomb_per_atom']:.5g}  "
+                      f"rmse {val['rmse']:.4g}  lr {optimizer.param_groups[0]['lr']:.2g}", file=sys.stderr)
+                if state["bad_epochs"] >= cfg.early_stop_patience:
+                    state["stopped"] = "early stopping"
+                    break
+                if (time.monotonic() - t_start) / 60 > cfg.max_minutes:
+                    state["stopped"] = "time budget"
+                    break
+    finally:
+        for s, h in previous_handlers.items():
+            signal.signal(s, h)
+    save_checkpoint()
+    summary = {
+        "epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val": state.get("best_metrics"),
+        "baseline_val": state["baseline"], "stopped": state.get("stopped", "interrupted" if stop["flag"] else "max_epochs"),
+        "n_train": len(train_set), "n_val": len(val_set),
+        "n_train_molecules": len({s["molecule_id"] for s in train_set}),
+        "n_val_molecules": len({s["molecule_id"] for s in val_set}),
+        "sources": sorted({s["source"] for s in structures}),
+        "shards": [str(p) for p in shard_files], "minutes": (time.monotonic() - t_start) / 60,
+    }
+    with open(out / "summary.json", "w") as fh:
+        json.dump(summary, fh, indent=2)
+    if cfg.export_to and best_path.exists():
+        export(cfg, model, best_path, summary, command)
+    return summary
+
+
+def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str) -> Path:
+    """Write the best weights as a model folder with metadata and a generated model card."""
+    import torch
+
+    from scfguess.registry import save_model
+
+    model.load_state_dict(torch.load(best_path, weights_only=True))
+    target = ("Coulomb-metric fit (def2-universal-jfit, PySCF aux order) of converged PBE/def2-SVP densities; "
+              + ("the network predicts the difference to a superposition of free-atom minao densities "
+                 f"({cfg.reference_basis}, Coulomb-fitted, spherical part)." if model.config.delta
+                 else "raw coefficients."))
+    meta = {
+        "description": cfg.description, "target": target, "input_units": {"positions": "angstrom"},
+        "loss_weights": cfg.loss_weights, "training": {k: summary[k] for k in (
+            "n_train", "n_val", "n_train_molecules", "n_val_molecules", "sources", "shards", "epochs",
+            "best_epoch", "stopped", "minutes")},
+        "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
+        "validation": summary["best_val"], "validation_reference_only": summary["baseline_val"],
+        "training_command": command, "domain": "neutral, closed-shell molecules of the listed elements",
+    }
+    card = model_card(cfg, model, summary, command)
+    return save_model(model, cfg.export_to, meta, card)
+
+
+def model_card(cfg: TrainConfig, model, summary: dict, command: str) -> str:
+    """Markdown model card generated from the run summary (benchmark sections are added after measuring)."""
+    from scfguess.model import count_parameters
+
+    best, base = summary["best_val"] or {}, summary["baseline_val"] or {}
+    rows = "\n".join(
+        f"| {s} | {base.get('rmse_per_element', {}).get(s, float('nan')):.4g} | {v:.4g} |"
+        for s, v in best.get("rmse_per_element", {}).items())
+    return f"""# {Path(cfg.export_to).name}
+
+{cfg.description}
+
+- Architecture: NequIP-like e3nn network, {count_parameters(model)} parameters, config `{model.config.to_dict()}`.
+- Output: def2-universal-jfit coefficients, PySCF aux order, elements {', '.join(model.elements)}.
+- Target: {'difference to free-atom minao reference densities' if model.config.delta else 'raw coefficients'}.
+- Loss weights: {cfg.loss_weights}.
+- Domain of validity: neutral, closed-shell molecules (the training data has no ions or radicals).
+
+## Training data
+{summary['n_train']} training structures ({summary['n_train_molecules']} molecules), {summary['n_val']} validation
+structures ({summary['n_val_molecules']} molecules), sources {summary['sources']}, PBE/def2-SVP labels, from
+{len(summary['shards'])} shard(s). {summary['epochs']} epochs in {summary['minutes']:.1f} min on CPU
+(stopped: {summary['stopped']}; best epoch {summary['best_epoch']}).
+
+Reproduce: `{command}`
+
+## Validation (molecule-level split)
+| metric | reference superposition only | model |
+|---|---|---|
+| Coulomb error per atom (Hartree) | {base.get('coulomb_per_atom', float('nan')):.4g} | {best.get('coulomb_per_atom', float('nan')):.4g} |
+| coefficient MAE | {base.get('mae', float('nan')):.4g} | {best.get('mae', float('nan')):.4g} |
+| coefficient RMSE | {base.get('rmse', float('nan')):.4g} | {best.get('rmse', float('nan')):.4g} |
+
+Per-element coefficient RMSE (reference only | model):
+
+| element | reference only | model |
+|---|---|---|
+{rows}
+"""
+
+
+def main(argv=None) -> int:
+    """Command-line entry: ``python -m workflows.train CONFIG.yaml [--fresh]``."""
+    parser = argparse.ArgumentParser(prog="python -m workflows.train", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="YAML file of TrainConfig fields")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig.from_yaml(args.config)
+    command = "python -m workflows.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    summary = train(cfg, resume=not args.fresh, command=command, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "stopped", "n_train", "n_val")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
