@@ -218,6 +218,14 @@ def element_statistics(model, structures, metric=None):
     return scales
 
 
+def element_counts(structures) -> dict:
+    """Number of atoms of each element over the structures, symbol -> count."""
+    from pyscf.data.elements import ELEMENTS
+
+    numbers, counts = np.unique(np.concatenate([s["numbers"] for s in structures]), return_counts=True)
+    return {ELEMENTS[int(z)]: int(c) for z, c in zip(numbers, counts)}
+
+
 # --------------------------------------------------------------------------------------- losses
 
 def batch_tensors(structures, model):
@@ -449,6 +457,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
         "n_train_molecules": len({s["molecule_id"] for s in train_set}),
         "n_val_molecules": len({s["molecule_id"] for s in val_set}),
         "sources": sorted({s["source"] for s in structures}),
+        "train_atoms_per_element": element_counts(train_set),
         "shards": [str(p) for p in shard_files], "minutes": (time.monotonic() - t_start) / 60,
     }
     with open(out / "summary.json", "w") as fh:
@@ -472,7 +481,8 @@ def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str
     meta = {
         "description": cfg.description, "target": target, "input_units": {"positions": "angstrom"},
         "loss_weights": cfg.loss_weights, "training": {k: summary[k] for k in (
-            "n_train", "n_val", "n_train_molecules", "n_val_molecules", "sources", "shards", "epochs",
+            "n_train", "n_val", "n_train_molecules", "n_val_molecules", "sources", "train_atoms_per_element",
+            "shards", "epochs",
             "best_epoch", "stopped", "minutes")},
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
         "validation": summary["best_val"], "validation_reference_only": summary["baseline_val"],
@@ -505,6 +515,8 @@ def model_card(cfg: TrainConfig, model, summary: dict, command: str) -> str:
 structures ({summary['n_val_molecules']} molecules), sources {summary['sources']}, PBE/def2-SVP labels, from
 {len(summary['shards'])} shard(s). {summary['epochs']} epochs in {summary['minutes']:.1f} min on CPU
 (stopped: {summary['stopped']}; best epoch {summary['best_epoch']}).
+Training atoms per element: {summary['train_atoms_per_element']}; an element with no training atoms is predicted as
+its free-atom reference density alone.
 
 Reproduce: `{command}`
 
