@@ -1,0 +1,206 @@
+"""The initial guesses SCFbench compares: names, validation, and how each one is made and costed.
+
+PySCF silently treats an unknown ``init_guess`` string as ``minao``, so every label is validated here first.
+
+Labels
+------
+``minao``, ``atom``, ``huckel``, ``mod_huckel``, ``sap``, ``vsap``, ``1e``
+    PySCF's own guesses (``mf.get_init_guess(key=...)``).
+``pbe-first``
+    Converge PBE with RI-J (density fitting, PySCF's default auxiliary basis) from ``minao`` in the same basis and
+    start the target functional from its density matrix; the whole PBE run is guess time, its cycles are hidden
+    Fock builds.
+``oracle``
+    :func:`scfguess.oracle.oracle_conversion` with the ``minao`` run of the same molecule, basis and functional as
+    reference. The reference run is not counted: the oracle is a bound, not a method.
+``ml`` / ``ml:NAME``
+    The default / a named density model (:func:`scfguess.registry.load_model`) followed by
+    :func:`scfguess.converter.convert`; inference and conversion are timed separately.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PYSCF_GUESSES", "GUESS_KINDS", "GuessSpec", "parse_guess", "GuessResult", "make_guess",
+           "guess_quality"]
+
+#: PySCF's own guess names, as ``init_guess`` / ``get_init_guess(key=...)`` accept them.
+PYSCF_GUESSES: tuple[str, ...] = ("minao", "atom", "huckel", "mod_huckel", "sap", "vsap", "1e")
+
+#: Every guess kind scfbench knows.
+GUESS_KINDS: tuple[str, ...] = (*PYSCF_GUESSES, "pbe-first", "oracle", "ml")
+
+
+@dataclass(frozen=True)
+class GuessSpec:
+    """A validated guess label.
+
+    Attributes
+    ----------
+    label : str
+        As given (``"ml:small"``); recorded with every result.
+    kind : str
+        One of :data:`GUESS_KINDS`.
+    model : str or None
+        Model name for ``ml:NAME``; None for the default model and for other kinds.
+    """
+
+    label: str
+    kind: str
+    model: str | None = None
+
+
+def parse_guess(label: str) -> GuessSpec:
+    """Validate one guess label.
+
+    Raises
+    ------
+    ValueError
+        Unknown guess name, or ``ml:`` without a model name.
+    """
+    text = label.strip()
+    kind, sep, model = text.partition(":")
+    if sep and kind == "ml":
+        if not model:
+            raise ValueError(f"guess {label!r} names no model; write 'ml' for the default model or 'ml:NAME'.")
+        return GuessSpec(text, "ml", model)
+    if text in GUESS_KINDS:
+        return GuessSpec(text, text, None)
+    raise ValueError(f"unknown guess {label!r}; known guesses: {', '.join(GUESS_KINDS)}, ml:MODEL.")
+
+
+@dataclass
+class GuessResult:
+    """A density-matrix guess and its cost.
+
+    Attributes
+    ----------
+    dm : ndarray, shape (nao, nao) or (2, nao, nao)
+        Guess density matrix for the SCF object.
+    seconds : float
+        Wall time charged to the guess (s).
+    inference_seconds, conversion_seconds : float or None
+        For ``ml`` (model inference, converter) and ``oracle`` (conversion, including the fit); None otherwise.
+    fock_builds : int
+        Coulomb + XC builds hidden in the guess (converter build, PBE cycles of ``pbe-first``).
+    k_builds : int
+        Exact-exchange builds hidden in the guess.
+    extra : dict
+        Guess-specific facts to record (reference cycles, PBE convergence, exchange treatment ...).
+    """
+
+    dm: np.ndarray
+    seconds: float
+    inference_seconds: float | None = None
+    conversion_seconds: float | None = None
+    fock_builds: int = 0
+    k_builds: int = 0
+    extra: dict | None = None
+
+
+def make_guess(spec: GuessSpec, mf, make_scf, model=None) -> GuessResult:
+    """Compute the guess ``spec`` for the (not yet run) SCF object ``mf``.
+
+    Parameters
+    ----------
+    spec : GuessSpec
+        Which guess.
+    mf : pyscf SCF object
+        The calculation to start; its settings are not changed.
+    make_scf : callable
+        ``make_scf(xc, density_fit) -> SCF object`` for the same molecule and settings; builds the PBE run of
+        ``pbe-first`` and the reference of ``oracle``.
+    model : object, optional
+        Loaded density model for ``ml`` (``.predict(numbers, positions_angstrom)`` and ``.auxbasis``).
+
+    Returns
+    -------
+    GuessResult
+    """
+    if spec.kind in PYSCF_GUESSES:
+        t0 = time.perf_counter()
+        dm = mf.get_init_guess(mf.mol, key=spec.kind)
+        return GuessResult(dm=dm, seconds=time.perf_counter() - t0)
+    if spec.kind == "pbe-first":
+        t0 = time.perf_counter()
+        mf_pbe = make_scf("pbe", True)
+        mf_pbe.kernel(dm0=mf_pbe.get_init_guess(mf_pbe.mol, key="minao"))
+        dm = _match_spin_layout(mf_pbe.make_rdm1(), mf)
+        return GuessResult(dm=dm, seconds=time.perf_counter() - t0, fock_builds=int(mf_pbe.cycles),
+                           extra={"pbe_cycles": int(mf_pbe.cycles), "pbe_converged": bool(mf_pbe.converged)})
+    if spec.kind == "oracle":
+        from scfguess.oracle import oracle_conversion
+
+        mf_ref = make_scf(None, None)
+        mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
+        conv = oracle_conversion(mf_ref, mf)
+        return GuessResult(dm=conv.dm, seconds=conv.seconds, conversion_seconds=conv.seconds,
+                           fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),
+                           extra={"reference_cycles": int(mf_ref.cycles),
+                                  "reference_converged": bool(mf_ref.converged),
+                                  "exchange": conv.exchange})
+    if spec.kind == "ml":
+        from scfguess.converter import convert
+
+        mol = mf.mol
+        t0 = time.perf_counter()
+        coeffs = model.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom"))
+        t1 = time.perf_counter()
+        conv = convert(mf, coeffs, model.auxbasis)
+        t2 = time.perf_counter()
+        return GuessResult(dm=conv.dm, seconds=t2 - t0, inference_seconds=t1 - t0, conversion_seconds=t2 - t1,
+                           fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),
+                           extra={"exchange": conv.exchange})
+    raise ValueError(f"unknown guess kind {spec.kind!r}.")
+
+
+def _match_spin_layout(dm, mf):
+    """Convert a density matrix between restricted (nao, nao) and unrestricted (2, nao, nao) layouts for ``mf``."""
+    dm = np.asarray(dm)
+    unrestricted = mf.mol.spin != 0 or getattr(mf, "istype", lambda name: False)("UHF")
+    if unrestricted and dm.ndim == 2:
+        return np.stack([dm / 2, dm / 2])
+    if not unrestricted and dm.ndim == 3:
+        return dm[0] + dm[1]
+    return dm
+
+
+def guess_quality(mf, dm) -> tuple[float, float]:
+    """Energy and orbital-gradient norm of a guess density matrix (one extra Fock build; not timed).
+
+    Parameters
+    ----------
+    mf : pyscf SCF object
+        Any state; only its integrals and functional are used.
+    dm : ndarray, shape (nao, nao) or (2, nao, nao)
+        Guess density matrix.
+
+    Returns
+    -------
+    energy : float
+        ``mf.energy_tot(dm)`` in Hartree (the functional evaluated at the guess density).
+    gradient_norm : float
+        Frobenius norm of the commutator ``F D S - S D F`` in the Löwdin-orthogonalised AO basis, summed over
+        spins (Hartree); zero exactly at self-consistency. ``F`` is the Fock matrix of ``dm``.
+    """
+    dm = np.asarray(dm)
+    mol = mf.mol
+    h1e = mf.get_hcore(mol)
+    s1e = mf.get_ovlp(mol)
+    vhf = mf.get_veff(mol, dm)
+    energy = float(mf.energy_tot(dm, h1e, vhf))
+    fock = np.asarray(mf.get_fock(h1e, s1e, vhf, dm))
+    w, v = np.linalg.eigh(s1e)
+    keep = w > 1e-10
+    x = (v[:, keep] / np.sqrt(w[keep])) @ v[:, keep].T
+    focks = fock if fock.ndim == 3 else fock[None]
+    dms = dm if dm.ndim == 3 else dm[None]
+    total = 0.0
+    for f, d in zip(focks, dms):
+        comm = f @ d @ s1e - s1e @ d @ f
+        total += float(np.sum((x.T @ comm @ x) ** 2))
+    return energy, float(np.sqrt(total))

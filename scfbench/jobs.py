@@ -1,0 +1,348 @@
+"""Benchmark jobs: explicit SCF settings, one (molecule, basis, functional, guess) job, and running it.
+
+:func:`run_job` runs in a worker process and never raises: an SCF that fails becomes a record with
+``status="failed"`` and the error text, so the run goes on. Every SCF setting is set on the PySCF objects
+explicitly and stored with the record; nothing comes from a PySCF configuration file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+
+from scfbench.guesses import GuessSpec, guess_quality, make_guess, parse_guess
+from scfguess.structures import Structure, to_mole
+
+__all__ = ["SCHEMA_VERSION", "ScfSettings", "Job", "run_job", "plan_jobs", "make_scf", "check_xc", "versions",
+           "parse_guess"]
+
+#: Version of the record layout; stores from another version are refused.
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ScfSettings:
+    """SCF settings applied to every job (all set explicitly on the PySCF objects).
+
+    Attributes
+    ----------
+    density_fit : bool
+        Density fitting (RI-J, and RI-K for hybrids) in the SCF.
+    auxbasis : str or None
+        SCF auxiliary basis; None is PySCF's default for the orbital basis (recorded as resolved).
+    conv_tol : float
+        Energy convergence threshold (Hartree).
+    conv_tol_grad : float or None
+        Orbital-gradient threshold; None is PySCF's rule sqrt(conv_tol).
+    max_cycle : int
+        Maximum SCF cycles.
+    grids_level : int
+        DFT integration grid level (0-9).
+    diis_space : int
+        DIIS subspace size.
+    diis_start_cycle : int
+        First cycle that uses DIIS.
+    level_shift : float
+        Level shift (Hartree).
+    damp : float
+        Density damping factor.
+    max_memory : int
+        PySCF memory limit (MB).
+    gpu : bool
+        Run the SCF through gpu4pyscf.
+    """
+
+    density_fit: bool = True
+    auxbasis: str | None = None
+    conv_tol: float = 1e-9
+    conv_tol_grad: float | None = None
+    max_cycle: int = 50
+    grids_level: int = 3
+    diis_space: int = 8
+    diis_start_cycle: int = 1
+    level_shift: float = 0.0
+    damp: float = 0.0
+    max_memory: int = 4000
+    gpu: bool = False
+
+    def __post_init__(self):
+        if not self.conv_tol > 0:
+            raise ValueError(f"conv_tol must be positive, got {self.conv_tol}.")
+        if self.conv_tol_grad is not None and not self.conv_tol_grad > 0:
+            raise ValueError(f"conv_tol_grad must be positive, got {self.conv_tol_grad}.")
+        if self.max_cycle < 1:
+            raise ValueError(f"max_cycle must be at least 1, got {self.max_cycle}.")
+        if not 0 <= self.grids_level <= 9:
+            raise ValueError(f"grids level must be between 0 and 9, got {self.grids_level}.")
+        if self.diis_space < 1 or self.diis_start_cycle < 0:
+            raise ValueError("diis_space must be at least 1 and diis_start_cycle at least 0.")
+        if self.max_memory < 100:
+            raise ValueError(f"max_memory must be at least 100 MB, got {self.max_memory}.")
+
+    def as_dict(self) -> dict:
+        """Plain dict of the settings (JSON-ready)."""
+        return asdict(self)
+
+
+def check_xc(xc: str) -> None:
+    """Raise ValueError unless PySCF/libxc understands the functional name ``xc``."""
+    from pyscf.dft import libxc
+
+    try:
+        libxc.parse_xc(xc)
+    except Exception:  # noqa: BLE001 - libxc raises KeyError, ValueError ... for unknown names
+        raise ValueError(f"unknown functional {xc!r} (PySCF/libxc does not know it).") from None
+
+
+def make_scf(mol, xc: str, settings: ScfSettings):
+    """RKS (closed shell) or UKS (open shell) object for ``mol`` with every setting applied explicitly.
+
+    Parameters
+    ----------
+    mol : pyscf.gto.Mole
+        Built molecule.
+    xc : str
+        Functional.
+    settings : ScfSettings
+        SCF settings; ``settings.gpu`` is not applied here (see :func:`run_job`).
+
+    Returns
+    -------
+    pyscf.dft.rks.RKS or pyscf.dft.uks.UKS
+        Density-fitted when ``settings.density_fit``.
+    """
+    from pyscf import dft
+    from pyscf.dft import gen_grid, radi
+
+    mf = dft.RKS(mol) if mol.spin == 0 else dft.UKS(mol)
+    mf.xc = xc
+    mf.verbose = 0
+    mf.conv_tol = settings.conv_tol
+    mf.conv_tol_grad = settings.conv_tol_grad
+    mf.max_cycle = settings.max_cycle
+    mf.diis = True
+    mf.diis_space = settings.diis_space
+    mf.diis_start_cycle = settings.diis_start_cycle
+    mf.diis_file = None
+    mf.level_shift = settings.level_shift
+    mf.damp = settings.damp
+    mf.direct_scf = True
+    mf.direct_scf_tol = 1e-13
+    mf.conv_check = True
+    mf.max_memory = settings.max_memory
+    mf.chkfile = None
+    mf.grids.level = settings.grids_level
+    mf.grids.prune = gen_grid.nwchem_prune
+    mf.grids.radi_method = radi.treutler_ahlrichs
+    mf.grids.becke_scheme = gen_grid.original_becke
+    mf.small_rho_cutoff = 1e-7
+    if settings.density_fit:
+        mf = mf.density_fit(auxbasis=settings.auxbasis)
+    return mf
+
+
+def resolved_auxbasis(mol, xc: str, settings: ScfSettings) -> str | None:
+    """Name of the SCF auxiliary basis PySCF uses (``"etb"`` for even-tempered); None without density fitting."""
+    if not settings.density_fit:
+        return None
+    if settings.auxbasis is not None:
+        return settings.auxbasis
+    from pyscf.df.addons import make_auxbasis
+
+    names = {v if isinstance(v, str) else "etb" for v in make_auxbasis(mol, xc=xc).values()}
+    return ",".join(sorted(names))
+
+
+def versions() -> dict:
+    """Versions of Python, NumPy, PySCF, torch and scfguess, plus the machine's core count."""
+    import importlib.metadata
+
+    import numpy
+    import pyscf
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "pyscf": pyscf.__version__}
+    try:
+        out["scfguess"] = importlib.metadata.version("scfguess")
+    except importlib.metadata.PackageNotFoundError:
+        out["scfguess"] = None
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:
+        out["torch"] = None
+    out["cores"] = os.cpu_count()
+    out["host"] = platform.node()
+    return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (molecule, basis, functional, guess) benchmark job.
+
+    Attributes
+    ----------
+    structure : Structure
+        The molecule (positions in Å).
+    basis, xc : str
+        Orbital basis and functional.
+    guess : GuessSpec
+        Validated guess.
+    settings : ScfSettings
+        SCF settings.
+    model_sha256 : str or None
+        sha256 of the model for ``ml`` guesses.
+    """
+
+    structure: Structure
+    basis: str
+    xc: str
+    guess: GuessSpec
+    settings: ScfSettings = field(default_factory=ScfSettings)
+    model_sha256: str | None = None
+
+    @property
+    def key(self) -> str:
+        """sha256 over molecule id and geometry, basis, functional, guess label, every setting and model sha256."""
+        payload = {
+            "schema": SCHEMA_VERSION,
+            "molecule": self.structure.id,
+            "geometry": self.structure.geometry_hash(),
+            "basis": self.basis.lower(),
+            "xc": self.xc.lower(),
+            "guess": self.guess.label,
+            "settings": self.settings.as_dict(),
+            "model_sha256": self.model_sha256,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _base_record(job: Job) -> dict:
+    s = job.structure
+    return {
+        "key": job.key,
+        "schema_version": SCHEMA_VERSION,
+        "molecule": s.id,
+        "formula": s.formula,
+        "natoms": s.natoms,
+        "charge": s.charge,
+        "spin": s.spin,
+        "source": s.source,
+        "geometry_sha256": s.geometry_hash(),
+        "basis": job.basis,
+        "xc": job.xc,
+        "guess": job.guess.label,
+        "guess_kind": job.guess.kind,
+        "model_sha256": job.model_sha256,
+        "settings": job.settings.as_dict(),
+        "versions": versions(),
+        "status": "failed",
+        "error": None,
+        "cycles": None,
+        "converged": False,
+        "energy": None,
+        "guess_seconds": None,
+        "inference_seconds": None,
+        "conversion_seconds": None,
+        "scf_seconds": None,
+        "guess_fock_builds": None,
+        "guess_k_builds": None,
+        "fock_builds": None,
+        "guess_energy": None,
+        "guess_energy_error": None,
+        "guess_gradient_norm": None,
+    }
+
+
+def run_job(job: Job) -> dict:
+    """Run one job and return its record (a JSON-ready dict); never raises.
+
+    The record holds the molecule (id, formula, atoms, charge, spin), basis, functional, guess label, settings,
+    versions and core count, ``cycles`` (``mf.cycles``), ``converged``, ``energy`` (Hartree), timings in seconds
+    (``guess_seconds``; ``inference_seconds`` and ``conversion_seconds`` for ml/oracle; ``scf_seconds`` for
+    ``mf.kernel`` alone), Fock builds (``guess_fock_builds`` hidden in the guess, ``fock_builds`` = cycles +
+    hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
+    and ``status`` ("ok" or "failed" with ``error``).
+    """
+    from scfbench.parallel import format_error
+
+    record = _base_record(job)
+    t_start = time.perf_counter()
+    try:
+        _run(job, record)
+        record["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - a failing SCF is a result
+        record["error"] = format_error(exc)
+    record["total_seconds"] = time.perf_counter() - t_start
+    return record
+
+
+def _run(job: Job, record: dict) -> None:
+    settings = job.settings
+    mol = to_mole(job.structure, job.basis, max_memory=settings.max_memory)
+    record["nao"] = int(mol.nao)
+    record["nelectron"] = int(mol.nelectron)
+    record["settings"]["auxbasis_resolved"] = resolved_auxbasis(mol, job.xc, settings)
+
+    def build(xc=None, density_fit=None):
+        # Same molecule and settings; pbe-first asks for density fitting whatever the target run uses.
+        s = settings
+        if density_fit is not None and density_fit != settings.density_fit:
+            s = ScfSettings(**{**settings.as_dict(), "density_fit": density_fit, "auxbasis": None})
+        return make_scf(mol, job.xc if xc is None else xc, s)
+
+    mf = build()
+    model = None
+    if job.guess.kind == "ml":
+        from scfguess.registry import load_model
+
+        model = load_model(job.guess.model)
+        if job.model_sha256 is not None and model.sha256 != job.model_sha256:
+            raise ValueError(f"model {job.guess.label!r} changed since the run was planned (sha256 differs).")
+    guess = make_guess(job.guess, mf, build, model=model)
+    record.update({
+        "guess_seconds": guess.seconds,
+        "inference_seconds": guess.inference_seconds,
+        "conversion_seconds": guess.conversion_seconds,
+        "guess_fock_builds": guess.fock_builds,
+        "guess_k_builds": guess.k_builds,
+    })
+    if guess.extra:
+        record.update(guess.extra)
+    mf_run = mf
+    if settings.gpu:
+        mf_run = mf.to_gpu()
+    t0 = time.perf_counter()
+    mf_run.kernel(dm0=guess.dm)
+    record["scf_seconds"] = time.perf_counter() - t0
+    record["cycles"] = int(mf_run.cycles)
+    record["converged"] = bool(mf_run.converged)
+    record["energy"] = float(mf_run.e_tot)
+    record["fock_builds"] = int(mf_run.cycles) + guess.fock_builds
+    e_guess, grad = guess_quality(mf, guess.dm)
+    record["guess_energy"] = e_guess
+    record["guess_energy_error"] = e_guess - record["energy"] if mf_run.converged else None
+    record["guess_gradient_norm"] = grad
+
+
+def plan_jobs(structures, bases, xcs, guesses: list[GuessSpec], settings: ScfSettings,
+              model_sha256: dict[str, str] | None = None) -> list[Job]:
+    """All jobs of a run, molecule by molecule (so a molecule's guesses finish close together).
+
+    Parameters
+    ----------
+    structures : list of Structure
+    bases, xcs : list of str
+    guesses : list of GuessSpec
+    settings : ScfSettings
+    model_sha256 : dict, optional
+        Guess label -> model sha256 for ``ml`` guesses.
+    """
+    model_sha256 = model_sha256 or {}
+    return [Job(s, b, x, g, settings, model_sha256.get(g.label))
+            for s in structures for b in bases for x in xcs for g in guesses]
+

@@ -1,0 +1,216 @@
+"""Reports from a results store: terminal table, JSON object, CSV of runs and PNG figures.
+
+The JSON object is ``{"settings": {...}, "summary": [...], "by_size": [...], "runs": [...]}`` with the summary
+keys of :data:`scfbench.metrics.SUMMARY_KEYS` (``converged`` and ``same_energy`` are fractions) and the run keys
+of :data:`scfbench.metrics.RUN_KEYS` (``converged`` is a bool) plus each run's own ``settings``; NaN is
+written as null. ``settings`` holds what all runs share.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from scfbench.metrics import RUN_KEYS, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
+
+__all__ = ["build_report", "format_table", "to_json", "write_csv", "write_plots"]
+
+_EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
+                   "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256")
+
+
+def _shared(dicts: list[dict]) -> dict:
+    if not dicts:
+        return {}
+    first = dicts[0]
+    return {k: v for k, v in first.items() if all(k in d and d[k] == v for d in dicts[1:])}
+
+
+def build_report(records: list[dict], tol: float = 1e-6) -> dict:
+    """The report as a dict (see the module docstring); NaN still as float NaN.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records from :meth:`scfbench.store.ResultStore.records`.
+    tol : float
+        Same-energy tolerance (Hartree).
+    """
+    annotated = annotate(records)
+    summary, by_size = summarize(annotated, tol)
+    settings = _shared([r.get("settings", {}) for r in records])
+    settings["versions"] = _shared([r.get("versions", {}) for r in records])
+    settings["same_energy_tolerance"] = tol
+    runs = []
+    for a in annotated:
+        run = {k: a.get(k) for k in RUN_KEYS}
+        run["converged"] = bool(a.get("converged")) and a.get("status") == "ok"
+        run.update({k: a.get(k) for k in _EXTRA_RUN_KEYS})
+        run["settings"] = a.get("settings", {})
+        runs.append(run)
+    return {"settings": settings, "summary": [_ordered(s, SUMMARY_KEYS) for s in summary],
+            "by_size": [_ordered(s, ("bin", *SUMMARY_KEYS)) for s in by_size], "runs": runs}
+
+
+def _ordered(row: dict, first: tuple) -> dict:
+    return {**{k: row[k] for k in first}, **{k: v for k, v in row.items() if k not in first}}
+
+
+def _clean(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(report: dict) -> str:
+    """JSON text of a report, NaN and infinities written as null."""
+    return json.dumps(_clean(report), indent=1, allow_nan=False)
+
+
+_COLUMNS = (("guess", "guess", "{}"), ("n", "n", "{:d}"), ("conv", "converged", "{:.0%}"),
+            ("sameE", "same_energy", "{:.0%}"), ("cycles", "mean_cycles", "{:.1f}"), ("RIC", "ric", "{:.3f}"),
+            ("median", "median_ratio", "{:.3f}"), ("eff", "effective_ratio", "{:.3f}"),
+            ("wall", "wall_ratio", "{:.3f}"), ("ovh/cyc", "overhead_cycles", "{:.2f}"),
+            ("failed", "failed", "{:d}"), ("excl", "excluded", "{:d}"))
+
+
+def _cell(fmt: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def _table(rows: list[dict], columns) -> list[str]:
+    cells = [[_cell(fmt, row[key]) for _, key, fmt in columns] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _, _) in enumerate(columns)]
+    line = "  ".join(h.rjust(w) if i else h.ljust(w) for i, ((h, _, _), w) in enumerate(zip(columns, widths)))
+    out = [line, "-" * len(line)]
+    for c in cells:
+        out.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(c, widths))))
+    return out
+
+
+def format_table(report: dict) -> str:
+    """Terminal table: one block per (basis, xc), then the breakdown by atom-count bin."""
+    lines = []
+    pairs = list(dict.fromkeys((s["basis"], s["xc"]) for s in report["summary"]))
+    for basis, xc in pairs:
+        rows = [s for s in report["summary"] if (s["basis"], s["xc"]) == (basis, xc)]
+        lines.append(f"{xc} / {basis}   (ratios against minao; same energy: |dE| < "
+                     f"{report['settings']['same_energy_tolerance']:g} Ha)")
+        lines.extend(_table(rows, _COLUMNS))
+        lines.append("")
+        for label, _, _ in SIZE_BINS:
+            rows = [s for s in report["by_size"] if (s["basis"], s["xc"], s["bin"]) == (basis, xc, label)]
+            if rows:
+                lines.append(f"  atoms {label}")
+                lines.extend("  " + t for t in _table(rows, _COLUMNS))
+        lines.append("")
+    lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
+                 "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; excl: no converged minao "
+                 "reference.")
+    return "\n".join(lines)
+
+
+def write_csv(report: dict, path: str | Path) -> None:
+    """One row per run: :data:`RUN_KEYS` and the extra run fields (settings as JSON text)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = [*RUN_KEYS, *_EXTRA_RUN_KEYS, "settings"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for run in _clean(report["runs"]):
+            writer.writerow({**run, "settings": json.dumps(run["settings"], sort_keys=True)})
+
+
+def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[Path]:
+    """PNG figures: RIC vs atom count per guess, cycles distribution per guess, wall ratio per size bin.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`build_report`.
+    folder : str or Path
+        Created if missing.
+    records : list of dict
+        The raw records (for the per-molecule ratios).
+
+    Returns
+    -------
+    list of Path
+        ``ric_vs_atoms.png``, ``cycles_distribution.png``, ``wall_ratio_by_size.png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    annotated = annotate(records)
+    groups = list(dict.fromkeys((s["basis"], s["xc"], s["guess"]) for s in report["summary"]))
+    multi = len({(b, x) for b, x, _ in groups}) > 1
+
+    def label(basis, xc, guess):
+        return f"{guess} ({xc}/{basis})" if multi else guess
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = "os^vD<>phX*"
+    for i, (basis, xc, guess) in enumerate(groups):
+        pts = [(r["natoms"], r["cycle_ratio"]) for r in annotated
+               if (r["basis"], r["xc"], r["guess"]) == (basis, xc, guess) and not math.isnan(r["cycle_ratio"])]
+        if pts:
+            x, y = zip(*pts)
+            ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.8)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("atoms")
+    ax.set_ylabel("cycles / cycles(minao)")
+    ax.set_title("Iteration ratio per molecule")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths.append(folder / "ric_vs_atoms.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(groups) + 2), 4.5))
+    data = [[r["cycles"] for r in annotated if (r["basis"], r["xc"], r["guess"]) == g and r.get("cycles") is not None]
+            for g in groups]
+    keep = [i for i, d in enumerate(data) if d]
+    if keep:
+        ax.boxplot([data[i] for i in keep], tick_labels=[label(*groups[i]) for i in keep])
+    ax.set_ylabel("SCF cycles")
+    ax.set_title("Cycles per guess")
+    ax.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout()
+    paths.append(folder / "cycles_distribution.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bins = [b for b, _, _ in SIZE_BINS if any(s["bin"] == b for s in report["by_size"])]
+    width = 0.8 / max(1, len(groups))
+    for i, g in enumerate(groups):
+        values = []
+        for b in bins:
+            row = next((s for s in report["by_size"] if (s["basis"], s["xc"], s["guess"], s["bin"]) == (*g, b)), None)
+            values.append(row["wall_ratio"] if row is not None and row["wall_ratio"] is not None else math.nan)
+        ax.bar([j + i * width for j in range(len(bins))], values, width, label=label(*g))
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(bins))], bins)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("atoms")
+    ax.set_ylabel("(guess + SCF time) / minao")
+    ax.set_title("Wall-time ratio per size bin")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    paths.append(folder / "wall_ratio_by_size.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
