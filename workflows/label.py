@@ -1,0 +1,516 @@
+"""Label structures with converged PBE/def2-SVP densities fitted in def2-universal-jfit.
+
+``python -m workflows.label`` reads the work list written by :mod:`workflows.structures`, runs
+for each structure a closed-shell Kohn-Sham SCF (RKS, PBE, def2-SVP, density fitting, minao
+guess), fits the converged density matrix with :func:`scfguess.fitting.fit_density` (Coulomb
+metric) and stores the result.
+
+Storage and operations
+----------------------
+- Each finished structure is written at once to ``<data>/pending/<structure_id>.npz`` (written to
+  a temporary name, then renamed), so a killed run loses only the structure in flight.
+- When ``--shard-size`` results are pending they are sealed, in work-list order, into a new
+  compressed HDF5 shard ``<data>/shards/shard-NNNNN.h5`` (never rewritten afterwards) and
+  ``<data>/manifest.json`` is rebuilt from all shards. SIGTERM or SIGINT stops the run and seals
+  whatever is pending; SIGUSR1 seals what is pending after the structure in flight and goes on.
+- A restart skips structures already in shards, pending, or in the failure log
+  ``<data>/failures.jsonl`` (``--retry-failed`` tries those again). A non-converged SCF is a failure.
+- ``--workers N`` runs N local processes and ``--scheduler tcp://…`` a Dask cluster, through
+  :func:`scfbench.parallel.run_jobs`; one writer (this process) stores the results.
+
+Example
+-------
+    OMP_NUM_THREADS=2 python -m workflows.label --worklist data/worklist.jsonl --shard-size 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scfguess import keys as K
+
+DEFAULT_DATA = Path("data")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """SCF and fitting settings of a label run (all recorded in every shard).
+
+    Attributes
+    ----------
+    xc, basis, auxbasis : str
+        Functional, orbital basis, fitting basis of the stored coefficients.
+    scf_auxbasis : str
+        Density-fitting basis of the SCF itself (J only for PBE).
+    grids_level : int
+        PySCF DFT grid level.
+    conv_tol : float
+        SCF energy convergence threshold (Hartree); ``conv_tol_grad`` is PySCF's default √conv_tol.
+    max_cycle : int
+        Most SCF iterations.
+    init_guess : str
+        Initial guess whose cycle count is stored as ``minao_cycles``.
+    max_memory : int
+        MB PySCF may use.
+    """
+
+    xc: str = "pbe"
+    basis: str = "def2-svp"
+    auxbasis: str = "def2-universal-jfit"
+    scf_auxbasis: str = "def2-universal-jfit"
+    grids_level: int = 2
+    conv_tol: float = 1e-8
+    max_cycle: int = 100
+    init_guess: str = "minao"
+    max_memory: int = 2000
+
+
+#: Settings of the tight reference used by :mod:`workflows.relabel_check`.
+TIGHT = LabelSettings(grids_level=4, conv_tol=1e-10)
+
+
+class NotConvergedError(RuntimeError):
+    """The SCF of a structure did not converge within ``max_cycle`` iterations."""
+
+
+def label_structure(item: dict, settings: LabelSettings = LabelSettings()) -> dict:
+    """Converged SCF and fitted density coefficients of one work-list structure.
+
+    Parameters
+    ----------
+    item : dict
+        Work-list entry (see :class:`workflows.structures.StructureItem`).
+    settings : LabelSettings
+        SCF and fitting settings.
+
+    Returns
+    -------
+    dict
+        Fields named in :mod:`scfguess.keys`: numbers (n,), positions (n, 3) Å, coeffs (naux,)
+        float64, energy (Hartree), charge, spin, nelectron, fit_electrons, minao_cycles, converged,
+        scf_seconds, nao, naux, and the item's identity strings.
+
+    Raises
+    ------
+    NotConvergedError
+        When the SCF does not converge.
+    """
+    from pyscf import dft, gto
+
+    from scfguess.auxbasis import make_auxmol
+    from scfguess.density import electron_count
+    from scfguess.fitting import fit_density
+    from workflows.structures import build_atoms
+
+    t0 = time.perf_counter()
+    atoms = build_atoms(item)
+    charge, spin = 0, 0
+    mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), unit="Angstrom",
+                basis=settings.basis, charge=charge, spin=spin, verbose=0, max_memory=settings.max_memory)
+    mf = dft.RKS(mol, xc=settings.xc).density_fit(auxbasis=settings.scf_auxbasis)
+    mf.grids.level = settings.grids_level
+    mf.conv_tol = settings.conv_tol
+    mf.max_cycle = settings.max_cycle
+    mf.init_guess = settings.init_guess
+    mf.verbose = 0
+    energy = mf.kernel()
+    if not mf.converged:
+        raise NotConvergedError(f"SCF did not converge in {mf.cycles} cycles (energy {energy:.8f}).")
+    coeffs = fit_density(mol, mf.make_rdm1(), auxbasis=settings.auxbasis)
+    auxmol = make_auxmol(mol, settings.auxbasis)
+    return {
+        K.NUMBERS_KEY: atoms.numbers.astype(np.int64),
+        K.POSITIONS_KEY: np.asarray(atoms.positions, dtype=np.float64),
+        K.COEFFS_KEY: np.asarray(coeffs, dtype=np.float64),
+        K.ENERGY_KEY: float(energy),
+        K.CHARGE_KEY: charge,
+        K.SPIN_KEY: spin,
+        K.NELECTRON_KEY: int(mol.nelectron),
+        K.FIT_ELECTRONS_KEY: float(electron_count(auxmol, coeffs)),
+        K.MINAO_CYCLES_KEY: int(mf.cycles),
+        K.CONVERGED_KEY: True,
+        K.SCF_SECONDS_KEY: time.perf_counter() - t0,
+        K.NAO_KEY: int(mol.nao),
+        K.NAUX_KEY: int(auxmol.nao),
+        K.STRUCTURE_ID_KEY: item["structure_id"],
+        K.MOLECULE_ID_KEY: item["molecule_id"],
+        K.SOURCE_KEY: item["source"],
+        K.SMILES_KEY: item.get("smiles", ""),
+        K.SPLIT_KEY: item["split"],
+    }
+
+
+# --- the store -----------------------------------------------------------------------------
+
+def shard_attributes(settings: LabelSettings) -> dict:
+    """File attributes of a shard: the schema, units and every label setting."""
+    import pyscf
+
+    return {
+        "schema_version": K.SCHEMA_VERSION,
+        "units_length": "angstrom",
+        "units_energy": "hartree",
+        "basis": settings.basis,
+        "auxbasis": settings.auxbasis,
+        "xc": settings.xc,
+        "fit_metric": "coulomb",
+        "pyscf_version": pyscf.__version__,
+        "coeffs_dtype": "float32",
+        "settings": json.dumps(asdict(settings)),
+    }
+
+
+def write_shard(path: Path, records: list[dict], settings: LabelSettings) -> None:
+    """Write records into a new compressed HDF5 shard (temporary name, then renamed into place).
+
+    Parameters
+    ----------
+    path : Path
+        Destination; must not exist (shards are never rewritten).
+    records : list of dict
+        Results of :func:`label_structure` (or the same fields loaded from pending files).
+    settings : LabelSettings
+        Recorded as attributes.
+    """
+    import h5py
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"shard {path} exists and shards are never rewritten.")
+    if not records:
+        raise ValueError("a shard needs at least one structure.")
+    tmp = path.with_name(path.name + ".tmp")
+    comp = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
+    with h5py.File(tmp, "w") as f:
+        for name, value in shard_attributes(settings).items():
+            f.attrs[name] = value
+        f.attrs["n_structures"] = len(records)
+        atom_off = np.concatenate([[0], np.cumsum([len(r[K.NUMBERS_KEY]) for r in records])])
+        coeff_off = np.concatenate([[0], np.cumsum([len(r[K.COEFFS_KEY]) for r in records])])
+        f.create_dataset(K.ATOM_OFFSETS_KEY, data=atom_off.astype(np.int64))
+        f.create_dataset(K.COEFF_OFFSETS_KEY, data=coeff_off.astype(np.int64))
+        f.create_dataset(K.NUMBERS_KEY, data=np.concatenate([r[K.NUMBERS_KEY] for r in records]).astype(np.int8),
+                         **comp)
+        f.create_dataset(K.POSITIONS_KEY, data=np.concatenate([r[K.POSITIONS_KEY] for r in records]), **comp)
+        f.create_dataset(K.COEFFS_KEY, data=np.concatenate([r[K.COEFFS_KEY] for r in records]).astype(np.float32),
+                         **comp)
+        for name in K.SCALAR_FIELDS:
+            f.create_dataset(name, data=np.array([r[name] for r in records]), **comp)
+        for name in K.STRING_FIELDS:
+            f.create_dataset(name, data=[str(r[name]) for r in records], dtype=h5py.string_dtype(), **comp)
+    os.replace(tmp, path)
+
+
+class Store:
+    """Pending results, sealed shards, manifest and failure log under one data folder.
+
+    Parameters
+    ----------
+    root : Path
+        Data folder (``data/``); holds ``pending/``, ``shards/``, ``manifest.json`` and
+        ``failures.jsonl``.
+    settings : LabelSettings
+        Settings recorded in new shards; a mismatch with existing shards raises ValueError.
+    """
+
+    def __init__(self, root: Path, settings: LabelSettings):
+        self.root = Path(root)
+        self.settings = settings
+        self.pending_dir = self.root / "pending"
+        self.shard_dir = self.root / "shards"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        ignore = self.pending_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        self._lock = open(self.pending_dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another label run holds {self.pending_dir}/.lock") from None
+        self.sealed = self._sealed_ids()
+        for path in self.pending_dir.glob("*.npz"):  # sealed but not yet removed before a crash
+            if path.stem in self.sealed:
+                path.unlink()
+        for path in self.pending_dir.glob("*.tmp*"):
+            path.unlink()
+
+    def shards(self) -> list[Path]:
+        """Sealed shards in name order."""
+        return sorted(self.shard_dir.glob("shard-*.h5"))
+
+    def _sealed_ids(self) -> set[str]:
+        import h5py
+
+        ids = set()
+        want = json.loads(shard_attributes(self.settings)["settings"])
+        for path in self.shards():
+            with h5py.File(path, "r") as f:
+                if json.loads(f.attrs["settings"]) != want:
+                    raise ValueError(f"{path} was labelled with other settings; use another data folder.")
+                ids.update(s.decode() if isinstance(s, bytes) else s for s in f[K.STRUCTURE_ID_KEY][()])
+        return ids
+
+    def pending_ids(self) -> list[str]:
+        return sorted(p.stem for p in self.pending_dir.glob("*.npz"))
+
+    def failed_ids(self) -> set[str]:
+        path = self.root / "failures.jsonl"
+        if not path.exists():
+            return set()
+        with open(path) as fh:
+            return {json.loads(line)["structure_id"] for line in fh if line.strip()}
+
+    def add(self, record: dict, order: int) -> None:
+        """Store one result crash-safely (temporary file, fsync, rename)."""
+        sid = record[K.STRUCTURE_ID_KEY]
+        tmp = self.pending_dir / f"{sid}.tmp.npz"
+        arrays = {k: np.asarray(v) for k, v in record.items()}
+        arrays["order"] = np.asarray(order)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.pending_dir / f"{sid}.npz")
+
+    def fail(self, item: dict, error: str) -> None:
+        """Append a failure to ``failures.jsonl``."""
+        line = {"structure_id": item["structure_id"], "source": item["source"], "smiles": item.get("smiles", ""),
+                "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        with open(self.root / "failures.jsonl", "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _load_pending(self) -> list[tuple[int, dict]]:
+        out = []
+        for path in self.pending_dir.glob("*.npz"):
+            with np.load(path) as d:
+                rec = {k: (d[k].item() if d[k].ndim == 0 else d[k]) for k in d.files}
+            out.append((int(rec.pop("order")), rec))
+        return sorted(out, key=lambda x: x[0])
+
+    def seal(self, shard_size: int, force: bool = False) -> list[Path]:
+        """Seal pending results into new shards of ``shard_size`` (the rest too when ``force``).
+
+        Returns
+        -------
+        list of Path
+            The new shards (the manifest is rebuilt when there are any).
+        """
+        pending = self._load_pending()
+        new = []
+        while len(pending) >= shard_size or (force and pending):
+            chunk, pending = pending[:shard_size], pending[shard_size:]
+            path = self._next_shard_path()
+            write_shard(path, [rec for _, rec in chunk], self.settings)
+            for _, rec in chunk:
+                self.sealed.add(rec[K.STRUCTURE_ID_KEY])
+                (self.pending_dir / f"{rec[K.STRUCTURE_ID_KEY]}.npz").unlink()
+            new.append(path)
+        if new:
+            write_manifest(self.root)
+        return new
+
+    def _next_shard_path(self) -> Path:
+        existing = [int(p.stem.split("-")[1]) for p in self.shards()]
+        return self.shard_dir / f"shard-{(max(existing) + 1) if existing else 0:05d}.h5"
+
+
+def write_manifest(root: Path) -> dict:
+    """Rebuild ``<root>/manifest.json`` from the shards: files, sha256, counts and split.
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    import h5py
+
+    from scfguess.data import read_strings
+
+    root = Path(root)
+    shards, sources, elements, splits = [], Counter(), Counter(), Counter()
+    smiles, parents, settings = set(), set(), None
+    from ase.data import chemical_symbols
+
+    for path in sorted((root / "shards").glob("shard-*.h5")):
+        with h5py.File(path, "r") as f:
+            n = int(f.attrs["n_structures"])
+            settings = json.loads(f.attrs["settings"])
+            numbers = f[K.NUMBERS_KEY][()]
+            off = f[K.ATOM_OFFSETS_KEY][()]
+            src = read_strings(f[K.SOURCE_KEY])
+            spl = read_strings(f[K.SPLIT_KEY])
+            sids = read_strings(f[K.STRUCTURE_ID_KEY])
+            smi = read_strings(f[K.SMILES_KEY])
+            mids = read_strings(f[K.MOLECULE_ID_KEY])
+        sources.update(src)
+        splits.update(spl)
+        for i in range(n):
+            elements.update({chemical_symbols[z] for z in np.unique(numbers[off[i]:off[i + 1]])})
+        smiles.update(s or sid for s, sid in zip(smi, sids))
+        parents.update(mids)
+        shards.append({"file": f"shards/{path.name}", "structures": n, "bytes": path.stat().st_size,
+                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    failures = root / "failures.jsonl"
+    manifest = {
+        "schema_version": K.SCHEMA_VERSION,
+        "settings": settings,
+        "structures": sum(s["structures"] for s in shards),
+        "distinct_molecules": len(smiles),
+        "parent_molecules": len(parents),
+        "by_source": dict(sorted(sources.items())),
+        "structures_with_element": dict(sorted(elements.items())),
+        "by_split": dict(sorted(splits.items())),
+        "failures": sum(1 for _ in open(failures)) if failures.exists() else 0,
+        "bytes": sum(s["bytes"] for s in shards),
+        "shards": shards,
+    }
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.replace(root / "manifest.json")
+    return manifest
+
+
+# --- the run -------------------------------------------------------------------------------
+
+class _Shutdown(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to leave the run loop (not caught by job wrappers)."""
+
+
+def run(worklist: Path, root: Path = DEFAULT_DATA, *, settings: LabelSettings = LabelSettings(),
+        shard_size: int = 100, workers: int = 1, scheduler: str | None = None, limit: int | None = None,
+        retry_failed: bool = False) -> dict:
+    """Label the work list, resuming where an earlier run stopped.
+
+    Parameters
+    ----------
+    worklist : Path
+        JSON-lines work list (:func:`workflows.structures.write_work_list`).
+    root : Path
+        Data folder.
+    settings : LabelSettings
+        SCF and fitting settings.
+    shard_size : int
+        Structures per sealed shard.
+    workers, scheduler
+        Passed to :func:`scfbench.parallel.run_jobs`.
+    limit : int, optional
+        Label at most this many structures in this run.
+    retry_failed : bool
+        Try structures of the failure log again.
+
+    Returns
+    -------
+    dict
+        ``{"labelled": int, "failed": int, "shards": [names of new shards]}``.
+    """
+    from scfbench.parallel import run_jobs
+    from workflows.structures import read_work_list
+
+    store = Store(root, settings)
+    items = read_work_list(worklist)
+    skip = store.sealed | set(store.pending_ids()) | (set() if retry_failed else store.failed_ids())
+    order = {it["structure_id"]: k for k, it in enumerate(items)}
+    todo = [it for it in items if it["structure_id"] not in skip]
+    if limit is not None:
+        todo = todo[:limit]
+    _log(f"{len(items)} in work list, {len(store.sealed)} sealed, {len(store.pending_ids())} pending, "
+         f"{len(todo)} to label; settings {asdict(settings)}")
+    flags = {"seal": False, "critical": False, "stop": None}
+
+    def on_term(signum, frame):
+        name = signal.Signals(signum).name
+        if flags["critical"]:  # never interrupt a write; stop right after it
+            flags["stop"] = name
+        else:
+            raise _Shutdown(name)
+
+    def on_usr1(signum, frame):
+        flags["seal"] = True
+
+    old = {s: signal.signal(s, on_term) for s in (signal.SIGTERM, signal.SIGINT)}
+    old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_usr1)
+    labelled = failed = 0
+    new_shards: list[Path] = []
+    fn = functools.partial(label_structure, settings=settings)
+    try:
+        for item, result, error in run_jobs(fn, todo, workers=workers, scheduler=scheduler, desc="label"):
+            flags["critical"] = True
+            if error is None:
+                store.add(result, order[item["structure_id"]])
+                labelled += 1
+                _log(f"done {item['structure_id']} {item['source']} atoms={len(result[K.NUMBERS_KEY])} "
+                     f"cycles={result[K.MINAO_CYCLES_KEY]} s={result[K.SCF_SECONDS_KEY]:.1f}")
+            else:
+                store.fail(item, error)
+                failed += 1
+                _log(f"FAILED {item['structure_id']}: {error}")
+            sealed = store.seal(shard_size, force=flags["seal"])
+            flags["seal"] = False
+            for path in sealed:
+                _log(f"sealed {path}")
+            new_shards += sealed
+            flags["critical"] = False
+            if flags["stop"]:
+                raise _Shutdown(flags["stop"])
+    except _Shutdown as exc:
+        _log(f"received {exc}; sealing pending results")
+    finally:
+        flags["critical"] = True
+        sealed = store.seal(shard_size, force=True)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        new_shards += sealed
+        for path in sealed:
+            _log(f"sealed {path}")
+    return {"labelled": labelled, "failed": failed, "shards": [p.name for p in new_shards]}
+
+
+def _log(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """Command line of the label run (see the module docstring)."""
+    parser = argparse.ArgumentParser(description="Label work-list structures with PBE/def2-SVP densities.")
+    parser.add_argument("--worklist", type=Path, default=Path("data/worklist.jsonl"))
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder (pending/, shards/)")
+    parser.add_argument("--shard-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a running Dask scheduler")
+    parser.add_argument("--limit", type=int, default=None, help="label at most this many structures")
+    parser.add_argument("--retry-failed", action="store_true")
+    parser.add_argument("--grids-level", type=int, default=LabelSettings.grids_level)
+    parser.add_argument("--conv-tol", type=float, default=LabelSettings.conv_tol)
+    parser.add_argument("--seal", action="store_true", help="only seal what is pending and exit")
+    args = parser.parse_args(argv)
+    settings = LabelSettings(grids_level=args.grids_level, conv_tol=args.conv_tol)
+    if args.seal:
+        shards = Store(args.data, settings).seal(args.shard_size, force=True)
+        print(json.dumps({"shards": [p.name for p in shards]}))
+        return 0
+    print(json.dumps(run(args.worklist, args.data, settings=settings, shard_size=args.shard_size,
+                         workers=args.workers, scheduler=args.scheduler, limit=args.limit,
+                         retry_failed=args.retry_failed)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
