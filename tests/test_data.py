@@ -1,0 +1,193 @@
+"""Training data: shard schema, lazy reader, fragments, work list, resumable labelling, re-label check."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from scfguess import keys as K
+from scfguess.data import DensityDataset
+from workflows import label, structures
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _record(sid, split="train", natoms=3, naux=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        K.NUMBERS_KEY: rng.integers(1, 10, natoms), K.POSITIONS_KEY: rng.normal(size=(natoms, 3)),
+        K.COEFFS_KEY: rng.normal(size=naux), K.ENERGY_KEY: -76.1 - seed, K.CHARGE_KEY: 0, K.SPIN_KEY: 0,
+        K.NELECTRON_KEY: 10, K.FIT_ELECTRONS_KEY: 9.99, K.MINAO_CYCLES_KEY: 7 + seed, K.CONVERGED_KEY: True,
+        K.SCF_SECONDS_KEY: 1.5, K.NAO_KEY: 24, K.NAUX_KEY: naux, K.STRUCTURE_ID_KEY: sid,
+        K.MOLECULE_ID_KEY: "m-" + sid, K.SOURCE_KEY: "nci", K.SMILES_KEY: "O", K.SPLIT_KEY: split,
+    }
+
+
+def test_schema_round_trip(tmp_path):
+    records = [_record("a", natoms=3, naux=7, seed=0), _record("b", "val", natoms=5, naux=9, seed=1),
+               _record("c", natoms=2, naux=4, seed=2)]
+    path = tmp_path / "shard-00000.h5"
+    label.write_shard(path, records, label.LabelSettings())
+    with pytest.raises(FileExistsError):
+        label.write_shard(path, records, label.LabelSettings())
+    ds = DensityDataset([path])
+    assert len(ds) == 3 and len(DensityDataset(path, split="val")) == 1
+    for rec, item in zip(records, [ds[i] for i in range(3)]):
+        np.testing.assert_array_equal(item[K.NUMBERS_KEY], rec[K.NUMBERS_KEY])
+        np.testing.assert_array_equal(item[K.POSITIONS_KEY], rec[K.POSITIONS_KEY])
+        assert item[K.COEFFS_KEY].dtype == np.float32
+        np.testing.assert_allclose(item[K.COEFFS_KEY], rec[K.COEFFS_KEY], rtol=2**-23)
+        for name in K.SCALAR_FIELDS:
+            assert item[name] == pytest.approx(rec[name])
+        for name in K.STRING_FIELDS:
+            assert item[name] == rec[name]
+    assert ds.attrs[0]["auxbasis"] == "def2-universal-jfit" and ds.attrs[0]["xc"] == "pbe"
+    # an open handle is dropped when pickled (DataLoader workers reopen lazily)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._files == {} and clone[2][K.STRUCTURE_ID_KEY] == "c"
+    with pytest.raises(IndexError):
+        ds[3]
+    with pytest.raises(ValueError, match="auxbasis|fitted"):
+        DensityDataset(path, auxbasis="def2-universal-jkfit")
+
+
+def test_reader_refuses_file_without_attributes(tmp_path):
+    path = tmp_path / "bare.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset(K.COEFFS_KEY, data=np.zeros(3, np.float32))
+        f.create_dataset(K.SPLIT_KEY, data=["train"], dtype=h5py.string_dtype())
+    with pytest.raises(ValueError, match="not a density shard"):
+        DensityDataset([path])
+    good = tmp_path / "shard.h5"
+    label.write_shard(good, [_record("a")], label.LabelSettings())
+    with h5py.File(good, "a") as f:
+        f.attrs["schema_version"] = K.SCHEMA_VERSION + 1
+    with pytest.raises(ValueError, match="schema_version"):
+        DensityDataset([good])
+
+
+@pytest.mark.parametrize("smiles", [
+    "CC(=O)Oc1ccc(cc1)C(=O)NCCN(C)C",  # amide, ester, amine chain
+    "O=[N+]([O-])c1ccc(cc1)CCP(=O)(O)OCC",  # nitro group stays whole, phosphonate
+    "FC(F)(F)c1ccc(Cl)cc1SCC(=O)OC",  # CF3, Cl, thioether
+])
+def test_fragments_are_capped_valence_correct_closed_shell(smiles):
+    from rdkit import Chem
+
+    frags = structures.fragments(smiles)
+    assert len(frags) >= 3
+    parent_heavy = Chem.MolFromSmiles(smiles).GetNumAtoms()
+    for canonical, natoms in frags:
+        mol = Chem.MolFromSmiles(canonical)  # sanitizes: valences are legal
+        assert mol is not None
+        mol_h = Chem.AddHs(mol)
+        assert mol_h.GetNumAtoms() == natoms <= structures.MAX_ATOMS
+        assert structures.MIN_FRAGMENT_HEAVY_ATOMS <= mol.GetNumAtoms() < parent_heavy
+        assert Chem.GetFormalCharge(mol) == 0
+        assert all(a.GetNumRadicalElectrons() == 0 for a in mol.GetAtoms())
+        assert sum(a.GetAtomicNum() for a in mol_h.GetAtoms()) % 2 == 0
+    assert len({c for c, _ in frags}) == len(frags)
+    if "[N+]" in smiles:  # the nitro group is never cut apart
+        assert all("[N+]" in c for c, _ in frags if "N" in c)
+
+
+def test_work_list_uses_training_pool_only_and_splits_by_parent():
+    from scfbench.nci import evaluation_molecules
+
+    items = structures.read_work_list(ROOT / "data" / "worklist.jsonl")
+    evaluation = {m.canonical for m in evaluation_molecules()}
+    assert not evaluation & {it["smiles"] for it in items}
+    assert len({it["structure_id"] for it in items}) == len(items)
+    split_of_parent = {}
+    for it in items:
+        assert split_of_parent.setdefault(it["molecule_id"], it["split"]) == it["split"]
+        assert it["natoms"] <= structures.MAX_ATOMS
+    first = structures.summary(items[:3000])
+    assert all(first["by_element"][e] >= 300 for e in ("H", "C", "N", "O", "F", "P", "S", "Cl"))
+    assert first["by_source"]["fragment"] + first["by_source"].get("conformer", 0) >= 1000
+    assert first["distinct_molecules"] >= 800
+
+
+def test_conformer_geometry_is_deterministic_and_displaced():
+    item = {"structure_id": "x-c1", "source": "conformer", "molecule_id": "x", "smiles": "CCO", "natoms": 9,
+            "elements": ["C", "H", "O"], "seed": 1, "jitter": True, "split": "train"}
+    a, b = structures.build_atoms(item), structures.build_atoms(item)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    plain = structures.build_atoms({**item, "jitter": False})
+    shift = np.linalg.norm(a.positions - plain.positions, axis=1)
+    assert 0 < shift.max() < 0.5
+
+
+def _tiny_work_list(path):
+    import ase.build
+
+    items = []
+    for name in ("H2O", "NH3", "CH4"):
+        atoms = ase.build.molecule(name)
+        items.append(structures.StructureItem(
+            f"g2-{name}", "qm7", f"g2-{name}", "", len(atoms), sorted(set(atoms.get_chemical_symbols())),
+            split="val" if name == "NH3" else "train", numbers=atoms.numbers.tolist(),
+            positions=atoms.positions.tolist()))
+    structures.write_work_list(items, path)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A label run on H2O/NH3/CH4 killed (SIGKILL) after its first result, then resumed."""
+    tmp = tmp_path_factory.mktemp("label")
+    _tiny_work_list(tmp / "wl.jsonl")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "workflows.label", "--worklist", str(tmp / "wl.jsonl"), "--data",
+           str(tmp / "data"), "--shard-size", "10"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pending = tmp / "data" / "pending"
+    deadline = time.time() + 120
+    while not list(pending.glob("*.npz")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    survived = sorted(p.stem for p in pending.glob("*.npz"))
+    assert 1 <= len(survived) < 3 and not list((tmp / "data" / "shards").glob("*.h5"))
+    result = label.run(tmp / "wl.jsonl", tmp / "data", shard_size=10)
+    return tmp, survived, result
+
+
+def test_label_resumes_after_kill(labelled):
+    tmp, survived, result = labelled
+    assert result["labelled"] == 3 - len(survived) and result["failed"] == 0
+    shards = sorted((tmp / "data" / "shards").glob("*.h5"))
+    assert len(shards) == 1 and not list((tmp / "data" / "pending").glob("*.npz"))
+    ds = DensityDataset(shards)
+    ids = [ds[i][K.STRUCTURE_ID_KEY] for i in range(len(ds))]
+    assert ids == ["g2-H2O", "g2-NH3", "g2-CH4"]  # work-list order, each once
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item[K.CONVERGED_KEY] and item[K.MINAO_CYCLES_KEY] > 0
+        assert item[K.FIT_ELECTRONS_KEY] == pytest.approx(10.0, abs=0.05)
+        assert len(item[K.COEFFS_KEY]) == item[K.NAUX_KEY]
+    manifest = json.loads((tmp / "data" / "manifest.json").read_text())
+    assert manifest["structures"] == 3 and manifest["by_split"] == {"train": 2, "val": 1}
+    assert manifest["structures_with_element"]["H"] == 3
+    # nothing left to do: a further run labels nothing and writes no shard
+    again = label.run(tmp / "wl.jsonl", tmp / "data", shard_size=10)
+    assert again == {"labelled": 0, "failed": 0, "shards": []}
+
+
+def test_relabel_reproduces_stored_coefficients(labelled):
+    from workflows.relabel_check import relabel
+
+    tmp, _, _ = labelled
+    shards = sorted((tmp / "data" / "shards").glob("*.h5"))
+    report = relabel(shards, n=2, settings=label.LabelSettings())
+    assert report["n"] == 2
+    # stored precision: float32 rounding of coefficients of magnitude up to ~10
+    assert report["max_abs_coeff_diff"] <= 2e-6
+    assert report["max_abs_energy_diff"] < 1e-8
