@@ -207,9 +207,9 @@ class _local_cluster:
 
         threads = str(threads_per_worker(self.workers))
         env = {name: threads for name in _THREAD_VARIABLES}
-        saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-        # pre-spawn variables are set before the worker interpreter loads BLAS; Dask writes them into this
-        # process's environment too, so they are restored afterwards.
+        # Pre-spawn variables are set before a worker interpreter loads BLAS/OpenMP. Dask writes them into this
+        # process's environment too, at start and at every worker restart, so they are restored on exit.
+        self.saved = {name: os.environ.get(name) for name in (*_THREAD_VARIABLES, "PYTHONHASHSEED")}
         with dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.daemon": True}):
             try:
                 self.cluster = LocalCluster(
@@ -221,14 +221,21 @@ class _local_cluster:
                     silence_logs=logging.ERROR,
                     env=env,
                 )
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+            except BaseException:
+                self._restore()
+                raise
         return self.cluster
 
+    def _restore(self):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     def __exit__(self, *exc):
-        self.cluster.close()
+        try:
+            self.cluster.close()
+        finally:
+            self._restore()
         return False
