@@ -191,3 +191,24 @@ def test_relabel_reproduces_stored_coefficients(labelled):
     # stored precision: float32 rounding of coefficients of magnitude up to ~10
     assert report["max_abs_coeff_diff"] <= 2e-6
     assert report["max_abs_energy_diff"] < 1e-8
+
+
+def test_sigterm_seals_pending_results(tmp_path, monkeypatch):
+    _tiny_work_list(tmp_path / "wl.jsonl")
+    calls = []
+
+    def fake_label(item, settings):
+        calls.append(item["structure_id"])
+        if len(calls) == 2:  # a shutdown request arrives while the second structure is in flight
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {**_record(item["structure_id"], item["split"]), K.MOLECULE_ID_KEY: item["molecule_id"]}
+
+    monkeypatch.setattr(label, "label_structure", fake_label)
+    result = label.run(tmp_path / "wl.jsonl", tmp_path / "data", shard_size=10)
+    assert result == {"labelled": 1, "failed": 0, "shards": ["shard-00000.h5"]}
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ds = DensityDataset(sorted((tmp_path / "data" / "shards").glob("*.h5")))
+    assert [ds[i][K.STRUCTURE_ID_KEY] for i in range(len(ds))] == ["g2-H2O"]
+    # the interrupted structure is labelled by the next run
+    monkeypatch.setattr(label, "label_structure", lambda item, settings: _record(item["structure_id"]))
+    assert label.run(tmp_path / "wl.jsonl", tmp_path / "data", shard_size=10)["labelled"] == 2
