@@ -1,0 +1,260 @@
+"""scfbench run/report: records, resumability after kill -9, JSON schema, metrics and error paths."""
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scfbench import jobs as jobs_module
+from scfbench.cli import main
+from scfbench.jobs import Job, ScfSettings, parse_guess, run_job
+from scfbench.metrics import RUN_KEYS, SUMMARY_KEYS, annotate, summarize
+from scfbench.report import build_report, to_json
+from scfguess.structures import Structure
+
+SMALL_XYZ = ("3\nname=water\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n"
+             "4\nname=ammonia\nN 0 0 0.1\nH 0.94 0 -0.2\nH -0.47 0.81 -0.2\nH -0.47 -0.81 -0.2\n")
+FAST = ["--basis", "sto-3g", "--xc", "pbe", "--grids-level", "0"]
+WATER = Structure("water", [8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
+
+
+@pytest.fixture
+def small_xyz(tmp_path):
+    path = tmp_path / "small.xyz"
+    path.write_text(SMALL_XYZ)
+    return str(path)
+
+
+def count(store):
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM runs").fetchone()
+
+
+def test_job_records_hidden_builds_and_guess_quality():
+    settings = ScfSettings(grids_level=0)
+    records = {g: run_job(Job(WATER, "sto-3g", "pbe", parse_guess(g), settings)) for g in ("minao", "pbe-first",
+                                                                                         "oracle")}
+    for r in records.values():
+        assert r["status"] == "ok", r["error"]
+        assert r["converged"] and r["cycles"] >= 1
+        assert r["fock_builds"] == r["cycles"] + r["guess_fock_builds"]
+        assert r["settings"]["conv_tol"] == 1e-9 and r["settings"]["max_cycle"] == 50
+        assert r["settings"]["density_fit"] and r["settings"]["auxbasis_resolved"]
+        assert r["versions"]["pyscf"] and r["versions"]["cores"] >= 1
+        assert r["guess_gradient_norm"] >= 0 and r["guess_seconds"] >= 0 and r["scf_seconds"] > 0
+    minao, pbe_first, oracle = records["minao"], records["pbe-first"], records["oracle"]
+    assert minao["guess_fock_builds"] == 0
+    assert pbe_first["guess_fock_builds"] == pbe_first["pbe_cycles"] >= 1 and pbe_first["cycles"] <= 2
+    assert abs(pbe_first["guess_energy_error"]) < 1e-6  # the PBE solution is the target solution
+    assert oracle["reference_cycles"] == minao["cycles"] and oracle["guess_fock_builds"] >= 1
+    assert oracle["conversion_seconds"] == oracle["guess_seconds"]
+    assert abs(minao["energy"] - oracle["energy"]) < 1e-4
+    assert minao["guess_energy"] == pytest.approx(minao["energy"] + minao["guess_energy_error"])
+    assert minao["guess_gradient_norm"] > 1e3 * pbe_first["guess_gradient_norm"]
+
+
+def test_job_key_covers_every_setting_and_model():
+    base = Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings())
+    variants = [Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings(conv_tol=1e-8)),
+                Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings(density_fit=False)),
+                Job(WATER, "def2-svp", "pbe", parse_guess("minao"), ScfSettings()),
+                Job(WATER, "sto-3g", "pbe", parse_guess("sap"), ScfSettings()),
+                Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings(), model_sha256="ab"),
+                Job(Structure("water", [8, 1, 1], WATER.positions + 0.01), "sto-3g", "pbe", parse_guess("minao"))]
+    keys = {base.key} | {v.key for v in variants}
+    assert len(keys) == len(variants) + 1
+    assert base.key == Job(WATER, "STO-3G", "PBE", parse_guess("minao"), ScfSettings()).key
+
+
+def test_guess_labels_are_validated():
+    assert parse_guess("ml:small").model == "small" and parse_guess("ml").model is None
+    for bad in ("minao2", "ml:", "chk", "MINAO"):
+        with pytest.raises(ValueError, match="guess"):
+            parse_guess(bad)
+
+
+def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsys):
+    real = jobs_module.make_guess
+
+    def fails_for_ammonia(spec, mf, *args, **kwargs):
+        if spec.kind == "huckel" and mf.mol.natm == 4:
+            raise RuntimeError("boom")
+        return real(spec, mf, *args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "make_guess", fails_for_ammonia)
+    store = str(tmp_path / "out" / "results.anything")
+    argv = ["run", "--molecules", small_xyz, "--guess", "minao,sap,huckel", *FAST, "--out", store]
+    assert main(argv) == 0
+    assert count(store) == (6, 6)
+    assert main(argv) == 0  # resume: nothing to do
+    assert count(store) == (6, 6)
+    assert "6 already in" in capsys.readouterr().err
+
+    csv_path, plots = tmp_path / "runs.csv", tmp_path / "plots"
+    assert main(["report", store, "--json", "--csv", str(csv_path), "--plot", str(plots)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) >= {"settings", "summary", "runs"}
+    assert report["settings"]["conv_tol"] == 1e-9 and report["settings"]["grids_level"] == 0
+    assert [s["guess"] for s in report["summary"]] == ["minao", "huckel", "sap"]
+    for row in report["summary"]:
+        assert list(row)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
+        assert 0 <= row["converged"] <= 1 and row["n"] == 2
+    minao = report["summary"][0]
+    assert minao["ric"] == 1 and minao["median_ratio"] == 1 and minao["same_energy"] == 1
+    huckel = report["summary"][1]
+    assert huckel["converged"] == 0.5 and huckel["failed"] == 1
+    for run in report["runs"]:
+        assert set(RUN_KEYS) <= set(run) and isinstance(run["converged"], bool) and "settings" in run
+    failed = [r for r in report["runs"] if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["error"].startswith("RuntimeError: boom")
+    assert failed[0]["cycles"] is None and failed[0]["delta_e"] is None
+    assert len(csv_path.read_text().strip().splitlines()) == 7
+    assert sorted(p.name for p in plots.iterdir()) == ["cycles_distribution.png", "ric_vs_atoms.png",
+                                                       "wall_ratio_by_size.png"]
+    assert main(["report", store]) == 0
+    table = capsys.readouterr().out
+    assert "RIC" in table and "atoms <=20" in table
+
+
+def test_killed_run_resumes_without_lost_or_duplicate_records(tmp_path, small_xyz):
+    store = tmp_path / "resume.sqlite"
+    argv = ["run", "--molecules", small_xyz, "--guess", "minao,sap,huckel,1e", *FAST, "--out", str(store)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "scfbench.cli", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                stored = count(store)[0]
+            except sqlite3.OperationalError:
+                stored = 0
+            if stored >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = count(store)[0]
+    assert 1 <= before < 8, "the run should have been killed midway"
+    assert main(argv) == 0
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute("SELECT molecule, guess, status FROM runs").fetchall()
+    assert len(rows) == 8 and len(set(rows)) == 8
+    assert all(status == "ok" for _, _, status in rows)
+
+
+def _record(molecule, guess, cycles, converged=True, energy=-1.0, guess_s=0.1, scf_s=1.0, hidden=0, natoms=3,
+            status="ok"):
+    return {"key": f"{molecule}-{guess}", "molecule": molecule, "geometry_sha256": molecule, "natoms": natoms,
+            "charge": 0, "spin": 0, "basis": "b", "xc": "x", "guess": guess, "status": status,
+            "settings": {"max_cycle": 50, "conv_tol": 1e-9}, "cycles": cycles, "converged": converged,
+            "energy": energy, "guess_seconds": guess_s, "scf_seconds": scf_s, "guess_fock_builds": hidden,
+            "fock_builds": None if cycles is None else cycles + hidden}
+
+
+def test_metrics_definitions():
+    records = [
+        _record("a", "minao", 10), _record("a", "g", 5, hidden=1, guess_s=0.2, scf_s=0.5),
+        _record("b", "minao", 20, natoms=30), _record("b", "g", 50, converged=False, energy=-0.5, natoms=30),
+        _record("c", "minao", 50, converged=False), _record("c", "g", 8),
+        _record("d", "minao", 10), _record("d", "g", None, converged=False, energy=None, status="failed"),
+    ]
+    summary, by_size = summarize(annotate(records), tol=1e-6)
+    g = next(s for s in summary if s["guess"] == "g")
+    ratios = [0.5, 50 / 20, 50 / 10]  # c is excluded (minao did not converge); d failed -> max_cycle
+    assert g["ric"] == pytest.approx(sum(ratios) / 3)
+    assert g["median_ratio"] == pytest.approx(50 / 20)
+    assert g["effective_ratio"] == pytest.approx((0.6 + 2.5 + 5.0) / 3)
+    assert g["wall_ratio"] == pytest.approx(((0.7 / 1.1) + (1.1 / 1.1)) / 2)
+    assert g["overhead_cycles"] == pytest.approx((0.2 / 0.1 + 0.1 / 0.05) / 2)
+    assert g["converged"] == 0.5 and g["same_energy"] == pytest.approx(1 / 3)
+    assert g["excluded"] == 1 and g["failed"] == 1 and g["n"] == 4
+    assert {r["bin"] for r in by_size if r["guess"] == "g"} == {"<=20", "21-40"}
+    text = to_json(build_report(records))
+    assert "NaN" not in text
+    report = json.loads(text)
+    run_d = next(r for r in report["runs"] if r["molecule"] == "d" and r["guess"] == "g")
+    assert run_d["delta_e"] is None and run_d["converged"] is False
+    assert not math.isnan(next(s for s in report["summary"] if s["guess"] == "minao")["ric"])
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", [
+    "unknown-set", "unknown-guess", "unknown-model", "empty-file", "unknown-basis", "element-not-in-basis",
+    "bad-spin", "unknown-xc", "argparse", "workers-zero", "missing-out", "gpu",
+])
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, small_xyz, capsys, case):
+    out = str(tmp_path / "never.sqlite")
+    base = {"molecules": small_xyz, "guess": "minao", "basis": "sto-3g", "xc": "pbe"}
+    extra = []
+    if case == "unknown-set":
+        base["molecules"] = "nci-1-2"
+    elif case == "unknown-guess":
+        base["guess"] = "minao,superguess"
+    elif case == "unknown-model":
+        base["guess"] = "minao,ml:no-such-model-here"
+    elif case == "empty-file":
+        base["molecules"] = write(tmp_path, "empty.xyz", "")
+    elif case == "unknown-basis":
+        base["basis"] = "sto-3g,not-a-basis"
+    elif case == "element-not-in-basis":
+        base["molecules"] = write(tmp_path, "hi.xyz", "2\n\nI 0 0 0\nH 0 0 1.6\n")
+        base["basis"] = "6-31g"
+    elif case == "bad-spin":
+        base["molecules"] = write(tmp_path, "oh.xyz", "2\ncharge=0 spin=0\nO 0 0 0\nH 0 0 0.97\n")
+    elif case == "unknown-xc":
+        base["xc"] = "pbe,not-a-functional"
+    elif case == "argparse":
+        extra = ["--workers", "two"]
+    elif case == "workers-zero":
+        extra = ["--workers", "0"]
+    elif case == "gpu":
+        try:
+            import gpu4pyscf  # noqa: F401
+            pytest.skip("gpu4pyscf is installed")
+        except ImportError:
+            extra = ["--gpu"]
+    argv = ["run"] + [f"--{k}={v}" for k, v in base.items()] + extra
+    if case != "missing-out":
+        argv += ["--out", out]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scfbench: error:") and "\n" not in err and "Traceback" not in err
+    assert not os.path.exists(out)
+
+
+def test_store_from_another_schema_or_not_a_store_is_refused(tmp_path, small_xyz, capsys):
+    store = str(tmp_path / "old.sqlite")
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [("format", "scfbench-results"), ("schema_version", "0")])
+    before = open(store, "rb").read()
+    assert main(["run", "--molecules", small_xyz, *FAST, "--out", store]) == 2
+    assert "schema version 0" in capsys.readouterr().err
+    assert main(["report", store]) == 2
+    assert open(store, "rb").read() == before
+    junk = write(tmp_path, "junk.sqlite", "not a database at all, just text")
+    assert main(["run", "--molecules", small_xyz, *FAST, "--out", junk]) == 2
+    assert "not an scfbench results store" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.sqlite")]) == 2
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_sets_command_lists_all_sets(capsys):
+    assert main(["sets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("nci-le20", "nci-21-25", "nci-gt100", "g2", "s22", "peptides", "polymers"):
+        assert name in out
