@@ -57,3 +57,14 @@ def test_local_cluster_survives_a_killed_worker(tmp_path):
     for _, (name, omp, pyscf_threads), _ in results:
         assert omp == expected and pyscf_threads == int(expected)
     assert os.environ.get("OMP_NUM_THREADS") == before  # the parent's settings are left alone
+
+
+def test_running_scheduler_by_address():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        results = list(run_jobs(square_or_fail, [1, 2, 3], scheduler=cluster.scheduler_address, workers=5))
+    assert sorted(r for _, r, e in results if e is None) == [1, 4]
+    assert [e.split(" (")[0] for _, _, e in results if e is not None] == ["ValueError: three is not allowed"]
