@@ -158,7 +158,7 @@ def resolved_auxbasis(mol, xc: str, settings: ScfSettings) -> str | None:
 
 
 def versions() -> dict:
-    """Versions of Python, NumPy, PySCF, torch and scfguess, plus the machine's core count."""
+    """Versions of Python, NumPy, PySCF, torch and scfguess, the machine's core count and this process's threads."""
     import importlib.metadata
 
     import numpy
@@ -175,7 +175,10 @@ def versions() -> dict:
         out["torch"] = torch.__version__
     except ImportError:
         out["torch"] = None
+    from pyscf import lib
+
     out["cores"] = os.cpu_count()
+    out["threads"] = lib.num_threads()
     out["host"] = platform.node()
     return out
 

@@ -216,7 +216,7 @@ class _local_cluster:
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # the HTTP server always starts; a free port avoids clashes
                     memory_limit=0,
                     silence_logs=logging.ERROR,
                     env=env,

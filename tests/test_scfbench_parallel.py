@@ -63,7 +63,7 @@ def test_running_scheduler_by_address():
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         assert cluster.scheduler_address.startswith("tcp://")
         results = list(run_jobs(square_or_fail, [1, 2, 3], scheduler=cluster.scheduler_address, workers=5))
     assert sorted(r for _, r, e in results if e is None) == [1, 4]
