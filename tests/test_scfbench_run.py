@@ -258,3 +258,55 @@ def test_sets_command_lists_all_sets(capsys):
     out = capsys.readouterr().out
     for name in ("nci-le20", "nci-21-25", "nci-gt100", "g2", "s22", "peptides", "polymers"):
         assert name in out
+
+
+class MinaoDensityModel:
+    """Stand-in for a density model: predicts the fitted minao density (atoms in Å, PySCF aux order)."""
+
+    name, sha256, auxbasis = "minao-fit", "0" * 64, "def2-universal-jfit"
+
+    def predict(self, numbers, positions_angstrom):
+        from scfguess import fit_density
+        from scfguess.structures import to_mole
+
+        mol = to_mole(Structure("m", numbers, positions_angstrom), "sto-3g")
+        from pyscf.scf import hf
+
+        return fit_density(mol, hf.init_guess_by_minao(mol), self.auxbasis)
+
+
+def test_ml_guess_records_inference_conversion_and_model_sha(tmp_path, small_xyz, monkeypatch, capsys):
+    import scfguess.registry
+
+    monkeypatch.setattr(scfguess.registry, "load_model", lambda name=None: MinaoDensityModel())
+    store = str(tmp_path / "ml.sqlite")
+    assert main(["run", "--molecules", small_xyz, "--limit", "1", "--guess", "minao,ml:fake", *FAST,
+                 "--out", store]) == 0
+    assert main(["report", store, "--json"]) == 0
+    runs = {r["guess"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    ml = runs["ml:fake"]
+    assert ml["status"] == "ok" and ml["converged"] and ml["model_sha256"] == "0" * 64
+    assert ml["inference_seconds"] > 0 and ml["conversion_seconds"] > 0
+    assert ml["guess_seconds"] == pytest.approx(ml["inference_seconds"] + ml["conversion_seconds"], rel=1e-3)
+    assert ml["fock_builds"] == ml["cycles"] + ml["guess_fock_builds"] and ml["guess_fock_builds"] >= 1
+    assert abs(ml["delta_e"]) < 1e-4
+
+
+@pytest.mark.slow
+def test_ml_guess_with_a_saved_model(tmp_path, small_xyz, monkeypatch):
+    """A real (untrained, tiny) model folder found through $SCFGUESS_MODEL_DIR, default and by name."""
+    from scfguess.model import DensityModel, ModelConfig
+    from scfguess.registry import save_model
+
+    module = DensityModel(ModelConfig(elements=("H", "N", "O"), hidden_muls=(4, 2, 2, 2, 2), num_layers=1,
+                                      radial_hidden=8, num_basis=4))
+    save_model(module, tmp_path / "models" / "tiny", {"description": "test"}, "# tiny\n")
+    (tmp_path / "models" / "DEFAULT").write_text("tiny\n")
+    monkeypatch.setenv("SCFGUESS_MODEL_DIR", str(tmp_path / "models"))
+    store = str(tmp_path / "ml.sqlite")
+    assert main(["run", "--molecules", small_xyz, "--guess", "minao,ml,ml:tiny", *FAST, "--out", store]) == 0
+    with sqlite3.connect(store) as conn:
+        rows = [json.loads(r[0]) for r in conn.execute("SELECT record FROM runs")]
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert len({r["model_sha256"] for r in rows if r["guess"] != "minao"}) == 1
+    assert main(["run", "--molecules", small_xyz, "--guess", "ml:missing", *FAST, "--out", store]) == 2
