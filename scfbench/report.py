@@ -18,7 +18,8 @@ from scfbench.metrics import RUN_KEYS, SIZE_BINS, SUMMARY_KEYS, annotate, summar
 __all__ = ["build_report", "format_table", "to_json", "write_csv", "write_plots"]
 
 _EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
-                   "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256")
+                   "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256",
+                   "reference_cycles", "pbe_cycles", "nao")
 
 
 def _shared(dicts: list[dict]) -> dict:
