@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # includes UsageError and UnsupportedElementError
         print(f"scfbench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _cmd_sets(args) -> int:
