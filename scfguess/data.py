@@ -12,7 +12,6 @@ Example
 
 from __future__ import annotations
 
-import bisect
 from pathlib import Path
 
 import numpy as np

@@ -339,14 +339,13 @@ def write_manifest(root: Path) -> dict:
         The manifest.
     """
     import h5py
+    from ase.data import chemical_symbols
 
     from scfguess.data import read_strings
 
     root = Path(root)
     shards, sources, elements, splits = [], Counter(), Counter(), Counter()
     smiles, parents, settings = set(), set(), None
-    from ase.data import chemical_symbols
-
     for path in sorted((root / "shards").glob("shard-*.h5")):
         with h5py.File(path, "r") as f:
             n = int(f.attrs["n_structures"])
