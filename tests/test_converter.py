@@ -46,7 +46,7 @@ def test_water_guess_invariants_and_fingerprint(water):
     assert np.abs(dm @ s @ dm - 2 * dm).max() < 1e-10  # idempotent closed-shell guess
     # Fingerprint of the water PBE/def2-SVP guess (changes if the converter changes).
     fingerprint = np.einsum("ij,ij", dm, np.cos(np.arange(dm.size).reshape(dm.shape)))
-    assert fingerprint == pytest.approx(4.04742581, abs=5e-8)
+    assert fingerprint == pytest.approx(4.04734364, abs=5e-8)
 
 
 def test_converter_does_not_change_settings(water, water_coeffs):
@@ -130,3 +130,17 @@ def test_bad_options(water, water_coeffs, kwargs, message):
 def test_not_an_scf_object(water_coeffs):
     with pytest.raises(ValueError, match="expected a PySCF SCF object"):
         density_to_dm("water", water_coeffs)
+
+
+def test_scf_grid_option_sets_up_mf_grids(water, water_coeffs):
+    mf = dft.RKS(water, xc="pbe")
+    dm_scf_grid = density_to_dm(mf, water_coeffs, grids_level=None)
+    assert mf.grids.coords is not None  # built (and pruned) as the first SCF cycle would
+    dm_coarse = density_to_dm(dft.RKS(water, xc="pbe"), water_coeffs)
+    assert np.abs(dm_scf_grid - dm_coarse).max() < 1e-2
+
+
+def test_hartree_fock_takes_exchange_from_a_density_matrix(water, water_coeffs):
+    for exchange in ("sad", "pbe:1"):
+        conversion = convert(scf.RHF(water), water_coeffs, exchange=exchange)
+        assert abs(np.trace(conversion.dm @ scf.RHF(water).get_ovlp()) - 10) < 1e-10
