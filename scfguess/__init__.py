@@ -13,10 +13,11 @@ from scfguess.fitting import fit_density
 from scfguess.converter import density_to_dm
 from scfguess.oracle import oracle_guess
 from scfguess.guess import init_guess
+from scfguess.hook import apply, init_guess_by_ml
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "fit_density", "density_to_dm", "oracle_guess", "init_guess",
+    "fit_density", "density_to_dm", "oracle_guess", "init_guess", "apply", "init_guess_by_ml",
     "UnsupportedElementError", "ModelNotInstalledError", "__version__",
 ]
