@@ -110,7 +110,12 @@ class LoadedModel:
     auxbasis : str
     metadata : dict
     module : scfguess.model.DensityModel
+    threads : int
+        torch threads used by :meth:`predict` (1 by default: a molecule's graph is too small to gain from more,
+        and extra threads only contend with the SCF on a busy machine).
     """
+
+    threads = 1
 
     def __init__(self, folder):
         import torch
@@ -160,7 +165,14 @@ class LoadedModel:
         UnsupportedElementError
             If an element is not one of ``self.elements``.
         """
-        return self.module.predict(numbers, positions_angstrom)
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self.module.predict(numbers, positions_angstrom)
+        finally:
+            torch.set_num_threads(previous)
 
     def __repr__(self):
         return f"LoadedModel(name={self.name!r}, sha256={self.sha256[:12]!r}, elements={self.elements})"

@@ -1,0 +1,68 @@
+"""The shipped default model: loads, predicts fast enough, and its guess converges to the minao energy."""
+
+import time
+
+import pytest
+from pyscf import dft
+
+from scfguess import init_guess
+from scfguess.registry import load_model
+
+from conftest import ETHANOL, WATER, make_mol
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    try:
+        return load_model()
+    except RuntimeError as err:  # pragma: no cover - a checkout always ships models/DEFAULT
+        pytest.fail(f"the default model must be installed: {err}")
+
+
+def _converge(mol, dm0=None):
+    mf = dft.RKS(mol, xc="pbe").density_fit()
+    mf.conv_tol = 1e-9
+    mf.kernel(dm0=dm0)
+    assert mf.converged
+    return mf
+
+
+def test_shipped_model_metadata(shipped):
+    meta = shipped.metadata
+    assert meta["format_version"] >= 1 and meta["sha256"] == shipped.sha256
+    assert {"H", "C", "N", "O", "F", "P", "S", "Cl"} <= set(shipped.elements)
+    assert meta["training"]["n_train"] > 0 and meta["training_command"]
+
+
+def test_water_guess_converges_to_minao_energy(shipped):
+    mol = make_mol(WATER)
+    ref = _converge(mol)
+    mf = dft.RKS(mol, xc="pbe").density_fit()
+    guess = _converge(mol, init_guess(mf, model=shipped))
+    assert abs(guess.e_tot - ref.e_tot) < 1e-7
+    assert guess.cycles <= ref.cycles + 1
+
+
+@pytest.mark.slow
+def test_ethanol_guess_converges_to_minao_energy(shipped):
+    mol = make_mol(ETHANOL)
+    ref = _converge(mol)
+    mf = dft.RKS(mol, xc="pbe").density_fit()
+    guess = _converge(mol, init_guess(mf, model=shipped))
+    assert abs(guess.e_tot - ref.e_tot) < 1e-7
+    assert guess.cycles < ref.cycles
+
+
+@pytest.mark.slow
+def test_sixty_atoms_predict_under_a_fifth_of_a_second(shipped):
+    from scfbench.nci import embed, evaluation_molecules
+
+    atoms = embed(evaluation_molecules(min_atoms=60, max_atoms=60)[0].smiles)
+    assert len(atoms) == 60
+    shipped.predict(atoms.numbers, atoms.positions)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        shipped.predict(atoms.numbers, atoms.positions)
+        times.append(time.perf_counter() - t0)
+    assert min(times) < 0.2
