@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import numpy as np
 from ase.calculators.calculator import Calculator, SCFError, all_changes
-from pyscf import dft
 from pyscf.data import nist
 
-from scfguess.hook import apply, check_memory, check_xc
-from scfguess.structures import from_atoms, to_mole
+from scfguess.hook import apply, build_scf, check_xc
+from scfguess.structures import from_atoms
 
 __all__ = ["SCFGuessCalculator", "GUESSES", "AUTO_MAX_SHIFT"]
 
@@ -129,23 +128,13 @@ class SCFGuessCalculator(Calculator):
             return "previous" if shift <= AUTO_MAX_SHIFT else "ml"
         return guess
 
-    def _make_scf(self, structure):
-        p = self.parameters
-        mol = to_mole(structure, p.basis, max_memory=p.max_memory)
-        check_memory(mol)
-        mf = (dft.UKS if structure.spin else dft.RKS)(mol, xc=check_xc(p.xc))
-        mf.grids.level = p.grids_level
-        mf.conv_tol = p.conv_tol
-        mf.max_cycle = p.max_cycle
-        mf.verbose = 0
-        return mf.density_fit() if p.density_fit else mf
-
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         """Run the SCF (and the gradient when forces are asked for) for ``atoms``; fills ``self.results``."""
         super().calculate(atoms, properties, system_changes)
         p = self.parameters
         structure = from_atoms(self.atoms, "atoms", charge=p.charge, spin=p.spin)
-        mf = self._make_scf(structure)
+        mf = build_scf(structure, p.basis, p.xc, density_fit=p.density_fit, grids_level=p.grids_level,
+                       conv_tol=p.conv_tol, max_cycle=p.max_cycle, max_memory=p.max_memory)
         guess = self._choose_guess(structure)
         if guess == "previous":
             mf.kernel(dm0=self._previous[4])

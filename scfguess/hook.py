@@ -50,7 +50,7 @@ from pyscf import dft, lib, scf
 from scfguess.auxbasis import DEFAULT_AUXBASIS, make_auxmol
 from scfguess.structures import MIN_DISTANCE
 
-__all__ = ["init_guess_by_ml", "apply", "ml_conversion", "PYSCF_GUESSES", "estimate_memory_mb",
+__all__ = ["init_guess_by_ml", "apply", "ml_conversion", "build_scf", "PYSCF_GUESSES", "estimate_memory_mb",
            "available_memory_mb", "check_memory", "check_xc"]
 
 #: Guess names PySCF's ``get_init_guess`` understands (usable as ``fallback``).
@@ -135,6 +135,52 @@ def check_xc(xc: str) -> str:
     except (KeyError, ValueError):
         raise ValueError(f"unknown functional {xc!r} (PySCF/libxc does not know it).") from None
     return xc
+
+
+def build_scf(structure, basis="def2-svp", xc="pbe", *, density_fit=True, grids_level=3, conv_tol=1e-9,
+              max_cycle=100, max_memory=None):
+    """A Kohn-Sham SCF object for a structure with every setting explicit (used by the ASE calculator and the CLI).
+
+    Parameters
+    ----------
+    structure : scfguess.structures.Structure
+        Positions in Å, charge, spin (2S); open shells get UKS, closed shells RKS.
+    basis, xc : str
+        Orbital basis and functional.
+    density_fit : bool
+        RI-J (RI-JK for hybrids) with PySCF's default auxiliary basis.
+    grids_level : int
+        PySCF DFT grid level.
+    conv_tol : float
+        Energy convergence threshold, Hartree.
+    max_cycle : int
+    max_memory : float, optional
+        MB PySCF may use; None is :func:`available_memory_mb`.
+
+    Returns
+    -------
+    pyscf SCF object
+        Not run, ``verbose = 0``, guess not set.
+
+    Raises
+    ------
+    ValueError
+        Unknown functional or basis, an element the basis lacks
+        (:class:`~scfguess.errors.UnsupportedElementError`), or a molecule whose estimated
+        memory exceeds ``max_memory`` or the memory available.
+    """
+    from scfguess.structures import to_mole
+
+    check_xc(xc)
+    limit = available_memory_mb() if max_memory is None else min(float(max_memory), available_memory_mb())
+    mol = to_mole(structure, basis, max_memory=int(limit))
+    check_memory(mol, limit)
+    mf = (dft.UKS if structure.spin else dft.RKS)(mol, xc=xc)
+    mf.grids.level = grids_level
+    mf.conv_tol = conv_tol
+    mf.max_cycle = max_cycle
+    mf.verbose = 0
+    return mf.density_fit() if density_fit else mf
 
 
 def _check_geometry(mol):

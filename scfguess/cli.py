@@ -1,0 +1,265 @@
+"""The ``scfguess`` command: run a molecule from the ML guess, list models, show a demo.
+
+::
+
+    scfguess run FILE [--basis def2-svp] [--xc pbe] [--charge Q] [--spin 2S] [--compare minao] [--model NAME]
+    scfguess models
+    scfguess demo
+
+``run`` reads every structure of FILE (XYZ/extXYZ with ``charge=``/``spin=``, SDF/MOL, ASE
+database, or a folder of them), runs PySCF DFT from the ML guess and prints energy, SCF
+cycles and times; ``--compare GUESS`` runs the same calculation from PySCF's guess GUESS
+side by side. ``demo`` does this for the bundled aspirin (RDKit ETKDGv3, seed 0xC0FFEE,
+MMFF94) against ``minao``; without an installed model it shows the oracle guess (the fitted
+converged density, what a perfect model would give) and says so.
+
+Threads: PySCF and torch use ``OMP_NUM_THREADS`` threads when it is set, else PySCF's
+default. Bad input ends with one sentence on stderr and exit code 2; an SCF that does not
+converge gives exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from importlib import resources
+
+from scfguess.hook import PYSCF_GUESSES
+
+DEMO_FILE = "aspirin.xyz"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises instead of exiting (main turns it into exit code 2)."""
+
+    def error(self, message):
+        raise ValueError(f"{message} (see scfguess {self.prog.split()[-1]} --help).")
+
+
+def _parser():
+    p = _Parser(prog="scfguess", description="PySCF DFT started from an ML electron-density guess.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run the molecules of a file from the ML guess")
+    run.add_argument("file", help="XYZ/extXYZ, SDF/MOL, ASE .db, or a folder of them")
+    _add_settings(run)
+    run.add_argument("--charge", type=int, help="total charge (default: from the file, else 0)")
+    run.add_argument("--spin", type=int, help="2S = N_alpha - N_beta (default: from the file, else 0)")
+    run.add_argument("--compare", metavar="GUESS", help=f"also run from a PySCF guess ({', '.join(PYSCF_GUESSES)})")
+    sub.add_parser("models", help="list the installed density models")
+    demo = sub.add_parser("demo", help="aspirin, ML (or oracle) guess against minao")
+    demo.add_argument("--model", help="density model name or folder (default: the default model)")
+    return p
+
+
+def _add_settings(p):
+    p.add_argument("--basis", default="def2-svp", help="orbital basis (default def2-svp)")
+    p.add_argument("--xc", default="pbe", help="functional (default pbe)")
+    p.add_argument("--model", help="density model name or folder (default: the default model)")
+    p.add_argument("--no-density-fit", dest="density_fit", action="store_false",
+                   help="exact Coulomb/exchange instead of RI")
+    p.add_argument("--grids-level", type=int, default=3, help="PySCF DFT grid level (default 3)")
+    p.add_argument("--conv-tol", type=float, default=1e-9, help="SCF energy threshold, Hartree (default 1e-9)")
+    p.add_argument("--max-cycle", type=int, default=100, help="maximum SCF cycles (default 100)")
+    p.add_argument("--max-memory", type=float, help="MB PySCF may use (default: the memory available)")
+
+
+def set_threads():
+    """Give PySCF and torch ``OMP_NUM_THREADS`` threads when it is set; return the count used."""
+    from pyscf import lib
+
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is not None:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {value!r}.")
+        lib.num_threads(int(value))
+    import torch
+
+    torch.set_num_threads(lib.num_threads())
+    return lib.num_threads()
+
+
+def _run_one(mf, guess, model=None):
+    """Run ``mf`` from ``guess`` ("ml", "oracle" with ``model`` the reference SCF, or a PySCF guess name).
+
+    Returns a dict: guess, cycles, converged, energy (Hartree), guess_s, scf_s.
+    """
+    from scfguess.hook import apply
+    from scfguess.oracle import oracle_conversion
+
+    t0 = time.perf_counter()
+    if guess == "ml":
+        dm = apply(mf, model, fallback=None).get_init_guess()
+    elif guess == "oracle":
+        dm = oracle_conversion(model, mf).dm
+    else:
+        dm = mf.get_init_guess(key=guess)
+    t1 = time.perf_counter()
+    mf.kernel(dm0=dm)
+    t2 = time.perf_counter()
+    return {"guess": guess, "cycles": int(mf.cycles), "converged": bool(mf.converged), "energy": float(mf.e_tot),
+            "guess_s": t1 - t0, "scf_s": t2 - t1}
+
+
+def _print_table(title, rows, out):
+    print(title, file=out)
+    print(f"  {'guess':<8} {'cycles':>6} {'converged':>9} {'energy (Hartree)':>19} {'guess s':>8} {'SCF s':>8} "
+          f"{'total s':>8}", file=out)
+    for r in rows:
+        print(f"  {r['guess']:<8} {r['cycles']:>6d} {'yes' if r['converged'] else 'NO':>9} {r['energy']:>19.10f} "
+              f"{r['guess_s']:>8.2f} {r['scf_s']:>8.2f} {r['guess_s'] + r['scf_s']:>8.2f}", file=out)
+    if len(rows) == 2:
+        new, old = rows
+        saved = old["cycles"] - new["cycles"]
+        t_new, t_old = new["guess_s"] + new["scf_s"], old["guess_s"] + old["scf_s"]
+        print(f"  {new['guess']} vs {old['guess']}: {saved} cycle(s) saved (ratio {new['cycles'] / max(old['cycles'], 1):.2f}), "
+              f"time ratio {t_new / t_old:.2f}, energy difference {new['energy'] - old['energy']:+.1e} Hartree",
+              file=out)
+
+
+def _title(structure, args, mf):
+    fit = "RI" if args.density_fit else "exact J/K"
+    return (f"{structure.id}: {structure.formula}, {structure.natoms} atoms, charge {structure.charge}, "
+            f"spin {structure.spin}, {args.xc.upper()}/{args.basis} ({fit}), {mf.mol.nao} basis functions")
+
+
+def _build(structure, args):
+    from scfguess.hook import build_scf
+
+    return build_scf(structure, args.basis, args.xc, density_fit=args.density_fit, grids_level=args.grids_level,
+                     conv_tol=args.conv_tol, max_cycle=args.max_cycle, max_memory=args.max_memory)
+
+
+def _load_model(name):
+    from scfguess.registry import load_model
+
+    try:
+        return load_model(name)
+    except OSError as exc:
+        raise ValueError(f"cannot read density model {name or '(default)'}: {exc.strerror or exc}.") from None
+    except ValueError as exc:
+        if "format_version" in str(exc) or "sha256" in str(exc):
+            raise
+        raise ValueError(f"cannot read density model {name or '(default)'}: {exc}.") from None
+
+
+def _check_covered(structure, model):
+    from scfguess.errors import UnsupportedElementError
+
+    missing = set(structure.symbols) - set(model.elements)
+    if missing:
+        raise UnsupportedElementError(missing, what=f"the density model {model.name}")
+
+
+def cmd_run(args, out):
+    from dataclasses import replace
+
+    from scfguess.structures import read_structures
+
+    if args.compare is not None and args.compare.lower() not in PYSCF_GUESSES:
+        raise ValueError(f"unknown guess {args.compare!r} for --compare; choose from {', '.join(PYSCF_GUESSES)}.")
+    structures = read_structures(args.file)
+    if args.charge is not None or args.spin is not None:
+        structures = [replace(s, charge=s.charge if args.charge is None else args.charge,
+                              spin=s.spin if args.spin is None else args.spin) for s in structures]
+    model = _load_model(args.model)
+    jobs = []
+    for s in structures:  # check everything before the first SCF
+        jobs.append((s, _build(s, args)))
+        _check_covered(s, model)
+    set_threads()
+    ok = True
+    for s, mf in jobs:
+        rows = [_run_one(mf, "ml", model)]
+        if args.compare:
+            rows.append(_run_one(_build(s, args), args.compare.lower()))
+        _print_table(_title(s, args, mf) + f"; model {model.name} ({model.sha256[:12]})", rows, out)
+        ok = ok and all(r["converged"] for r in rows)
+    return 0 if ok else 1
+
+
+def cmd_models(args, out):
+    from scfguess.registry import list_models, model_dirs
+
+    models = list_models()
+    if not models:
+        print(f"no density models installed (searched: {', '.join(map(str, model_dirs())) or 'nothing'}); set "
+              "SCFGUESS_MODEL_DIR to a folder of models.", file=out)
+        return 0
+    for m in models:
+        mark = " (default)" if m["default"] else ""
+        print(f"{m['name']}{mark}: format {m['format_version']}, sha256 {str(m['sha256'])[:12]}, "
+              f"auxbasis {m['auxbasis']}, elements {' '.join(m['elements'] or [])}", file=out)
+        print(f"  {m['path']}", file=out)
+        if m["description"]:
+            print(f"  {m['description']}", file=out)
+    return 0
+
+
+def demo_structure():
+    """The bundled demo molecule (aspirin, package data ``scfguess/examples/aspirin.xyz``)."""
+    from scfguess.structures import read_structures
+
+    with resources.as_file(resources.files("scfguess") / "examples" / DEMO_FILE) as path:
+        return read_structures(path)[0]
+
+
+def cmd_demo(args, out):
+    from scfguess.errors import ModelNotInstalledError
+
+    structure = demo_structure()
+    try:
+        model = _load_model(args.model)
+    except ModelNotInstalledError as exc:
+        model = None
+        print(f"{exc} Showing the oracle guess instead: the fitted converged density through the same converter, "
+              "what a perfect model would give.", file=out)
+    settings = argparse.Namespace(basis="def2-svp", xc="pbe", density_fit=True, grids_level=3, conv_tol=1e-9,
+                                  max_cycle=100, max_memory=None)
+    set_threads()
+    mf = _build(structure, settings)
+    print(f"Running {structure.id} ({structure.natoms} atoms) from minao, then from the "
+          f"{'ML' if model else 'oracle'} guess ...", file=out, flush=True)
+    reference = _run_one(mf, "minao")
+    if model is None:
+        first = _run_one(_build(structure, settings), "oracle", mf)
+        label = "oracle guess (no model installed)"
+    else:
+        first = _run_one(_build(structure, settings), "ml", model)
+        label = f"model {model.name} ({model.sha256[:12]})"
+    _print_table(_title(structure, settings, mf) + f"; {label}", [first, reference], out)
+    return 0 if first["converged"] and reference["converged"] else 1
+
+
+COMMANDS = {"run": cmd_run, "models": cmd_models, "demo": cmd_demo}
+
+
+def main(argv=None, out=None):
+    """Entry point of the ``scfguess`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+    out : file, optional
+        Where results go (default stdout); errors go to stderr.
+
+    Returns
+    -------
+    int
+        0 success, 1 an SCF did not converge, 2 bad input (one sentence on stderr).
+    """
+    out = sys.stdout if out is None else out
+    try:
+        args = _parser().parse_args(argv)
+        return COMMANDS[args.command](args, out)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"scfguess: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

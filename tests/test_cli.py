@@ -1,0 +1,172 @@
+"""The scfguess command: run, models, demo, threads, and one-sentence exit-2 errors for bad input."""
+
+import io
+import json
+import re
+import shutil
+
+import pytest
+
+from scfguess import cli, registry
+from scfguess.errors import ModelNotInstalledError
+from scfguess.structures import Structure
+from stub_models import save_tiny_model
+
+FAST = ["--basis", "sto-3g", "--grids-level", "1"]
+WATER_XYZ = "3\ncharge=0 spin=0\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """A model directory with an untrained tiny model (H, C, O) as default."""
+    folder = tmp_path_factory.mktemp("models")
+    save_tiny_model(folder)
+    return folder
+
+
+@pytest.fixture()
+def models(tiny_models, monkeypatch):
+    monkeypatch.setenv(registry.ENV_VAR, str(tiny_models))
+    return tiny_models
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def run(argv):
+    out = io.StringIO()
+    code = cli.main(argv, out=out)
+    return code, out.getvalue()
+
+
+def test_run_with_comparison(tmp_path, models, capsys):
+    code, out = run(["run", write(tmp_path, "water.xyz", WATER_XYZ), *FAST, "--model", "tiny", "--compare", "minao"])
+    assert code == 0, capsys.readouterr().err
+    lines = out.splitlines()
+    assert "water: H2O, 3 atoms, charge 0, spin 0, PBE/sto-3g" in lines[0] and "model tiny" in lines[0]
+    ml, minao = (line.split() for line in lines[2:4])
+    assert ml[0] == "ml" and minao[0] == "minao" and ml[2] == minao[2] == "yes"
+    assert float(ml[3]) == pytest.approx(float(minao[3]), abs=1e-8)
+    assert "cycle(s) saved" in lines[4]
+
+
+def test_charge_and_spin_options_override_the_file(tmp_path, models):
+    code, out = run(["run", write(tmp_path, "w.xyz", WATER_XYZ), *FAST, "--model", "tiny", "--charge", "1",
+                     "--spin", "1"])
+    assert code == 0 and "charge 1, spin 1" in out
+
+
+def test_models_lists_installed_models(models):
+    code, out = run(["models"])
+    assert code == 0
+    assert out.startswith("tiny (default): format 1") and "elements H C O" in out and str(models) in out
+
+
+def test_demo_with_the_installed_default_or_the_oracle(monkeypatch, models):
+    water = Structure("water", [8, 1, 1], [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
+    monkeypatch.setattr(cli, "demo_structure", lambda: water)
+    code, out = run(["demo"])
+    assert code == 0 and "model tiny" in out and "ml vs minao" in out
+
+    def no_model():
+        raise ModelNotInstalledError("no density model is installed.")
+
+    monkeypatch.setattr(registry, "default_model_name", no_model)
+    code, out = run(["demo"])
+    assert code == 0 and out.startswith("no density model is installed. Showing the oracle guess")
+    assert "oracle vs minao" in out
+
+
+def test_bundled_demo_molecule_is_package_data():
+    aspirin = cli.demo_structure()
+    assert aspirin.formula == "C9H8O4" and aspirin.charge == 0 and aspirin.spin == 0
+
+
+def test_threads_follow_omp_num_threads(monkeypatch):
+    import torch
+    from pyscf import lib
+
+    before = lib.num_threads(), torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert cli.set_threads() == 1 and torch.get_num_threads() == 1 and lib.num_threads() == 1
+    finally:
+        lib.num_threads(before[0])
+        torch.set_num_threads(before[1])
+    monkeypatch.setenv("OMP_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a positive integer"):
+        cli.set_threads()
+
+
+PERIODIC = ('3\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+            "O 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")
+
+
+@pytest.mark.parametrize("name, text, extra, match", [
+    ("nh3.xyz", "4\n\nN 0 0 0\nH 0 0.94 0.38\nH 0.81 -0.47 0.38\nH -0.81 -0.47 0.38\n", [],
+     "N not covered by the density model tiny"),
+    ("xe.xyz", "1\n\nXe 0 0 0\n", ["--basis", "6-31g"], "Xe not covered by the basis set '6-31g'"),
+    ("w.xyz", WATER_XYZ, ["--xc", "nonsense"], "unknown functional 'nonsense'"),
+    ("w.xyz", WATER_XYZ, ["--basis", "no-such-basis"], "unknown basis set 'no-such-basis'"),
+    ("w.xyz", WATER_XYZ, ["--charge", "1"], "spin 0 .* impossible with 9 electrons"),
+    ("cation.xyz", WATER_XYZ.replace("charge=0", "charge=1"), [], "spin 0 .* impossible with 9 electrons"),
+    ("w.xyz", WATER_XYZ, ["--spin", "-2"], "spin -2 .* impossible"),
+    ("w.xyz", WATER_XYZ, ["--spin", "12"], "spin 12 .* impossible with 10 electrons"),
+    ("empty.xyz", "", [], "is empty"),
+    ("truncated.xyz", WATER_XYZ.rsplit("\n", 2)[0], [], "cannot read .* as \\(extended\\) XYZ"),
+    ("letters.xyz", WATER_XYZ.replace("0.7572", "abc"), [], "cannot read .* as \\(extended\\) XYZ"),
+    ("nan.xyz", WATER_XYZ.replace("0.7572", "nan"), [], "NaN or infinite coordinates"),
+    ("inf.xyz", WATER_XYZ.replace("0.7572", "inf"), [], "NaN or infinite coordinates"),
+    ("same.xyz", WATER_XYZ.replace("-0.7572", "0.7572"), [], "atoms 1 and 2 at the same position"),
+    ("periodic.xyz", PERIODIC, [], "is periodic"),
+    ("w.txt", WATER_XYZ, [], "unknown file type"),
+    ("w.xyz", WATER_XYZ, ["--compare", "random"], "unknown guess 'random' for --compare"),
+    ("w.xyz", WATER_XYZ, ["--model", "no-such-model"], "density model 'no-such-model' not found"),
+    ("w.xyz", WATER_XYZ, ["--grids-level", "fine"], "invalid int value: 'fine'"),
+])
+def test_bad_input_exits_2_with_one_sentence(tmp_path, models, capsys, name, text, extra, match):
+    code, out = run(["run", write(tmp_path, name, text), *FAST, *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("scfguess: error: ") and "Traceback" not in err
+    assert re.search(match, err), err
+
+
+def test_missing_file_and_too_large_for_memory(tmp_path, models, capsys):
+    assert run(["run", str(tmp_path / "nothing.xyz")])[0] == 2
+    assert "does not exist" in capsys.readouterr().err
+    aspirin = cli.resources.files("scfguess") / "examples" / cli.DEMO_FILE
+    assert run(["run", str(aspirin), "--max-memory", "5"])[0] == 2
+    err = capsys.readouterr().err
+    assert "needs about 20 MB" in err and "more than the 5 MB available" in err and err.count("\n") == 1
+
+
+def test_truncated_tampered_and_too_new_models(tmp_path, models, capsys):
+    water = write(tmp_path, "w.xyz", WATER_XYZ)
+    cases = {}
+    folder = shutil.copytree(models / "tiny", tmp_path / "truncated")
+    (folder / registry.WEIGHTS_FILE).write_bytes((folder / registry.WEIGHTS_FILE).read_bytes()[:-64])
+    cases[folder] = "weights are corrupt or were replaced"
+    folder = shutil.copytree(models / "tiny", tmp_path / "tampered")
+    data = bytearray((folder / registry.WEIGHTS_FILE).read_bytes())
+    data[-40] ^= 0xFF
+    (folder / registry.WEIGHTS_FILE).write_bytes(bytes(data))
+    cases[folder] = "weights are corrupt or were replaced"
+    folder = shutil.copytree(models / "tiny", tmp_path / "newer")
+    meta = json.loads((folder / registry.METADATA_FILE).read_text())
+    meta["format_version"] = registry.FORMAT_VERSION + 1
+    (folder / registry.METADATA_FILE).write_text(json.dumps(meta))
+    cases[folder] = "newer than the 1 this scfguess reads"
+    folder = shutil.copytree(models / "tiny", tmp_path / "badjson")
+    (folder / registry.METADATA_FILE).write_text('{"format_version": 1, "sha')
+    cases[folder] = "cannot read density model .*badjson"
+    folder = shutil.copytree(models / "tiny", tmp_path / "noweights")
+    (folder / registry.WEIGHTS_FILE).unlink()
+    cases[folder] = "cannot read density model .*noweights: No such file or directory"
+    for folder, match in cases.items():
+        assert run(["run", water, *FAST, "--model", str(folder)])[0] == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(match, err), err
