@@ -47,7 +47,7 @@ def oracle_model(water_minao):
 def test_apply_uses_ml_guess_records_info_and_saves_cycles(water_minao, oracle_model):
     mf = scfguess.apply(rks(water()).density_fit(), model=oracle_model)
     assert mf.init_guess == "ml"
-    mf.kernel()
+    assert mf.run() is mf
     info = mf.scfguess_info
     assert info["guess"] == "ml" and info["fallback_reason"] is None
     assert info["model"] == "fixed" and info["model_sha256"] == "0" * 64
@@ -83,6 +83,15 @@ def test_hook_survives_density_fit_pcm_and_scanner_in_either_order(water_minao):
     solvated = scfguess.apply(rks(water()), model=model).PCM()
     solvated.kernel()
     assert solvated.converged and solvated.scfguess_info["guess"] == "ml" and model.calls == 4
+
+
+def test_guess_for_another_molecule_uses_that_molecule():
+    model = MinaoModel()
+    mf = scfguess.apply(rks(water()), model=model)
+    ethanol = gto.M(atom=ETHANOL, basis="sto-3g", verbose=0)
+    dm = mf.get_init_guess(ethanol, "ml")
+    assert dm.shape == (ethanol.nao, ethanol.nao)
+    assert np.trace(dm @ ethanol.intor("int1e_ovlp")) == pytest.approx(26, abs=1e-8)
 
 
 def test_gradient_scanner_as_driven_by_geomopt(water_minao):
