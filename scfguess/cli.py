@@ -99,7 +99,7 @@ def _run_one(mf, guess, model=None):
     mf.kernel(dm0=dm)
     t2 = time.perf_counter()
     return {"guess": guess, "cycles": int(mf.cycles), "converged": bool(mf.converged), "energy": float(mf.e_tot),
-            "guess_s": t1 - t0, "scf_s": t2 - t1}
+            "guess_s": t1 - t0, "scf_s": t2 - t1, "info": getattr(mf, "scfguess_info", None)}
 
 
 def _print_table(title, rows, out):
@@ -109,6 +109,10 @@ def _print_table(title, rows, out):
     for r in rows:
         print(f"  {r['guess']:<8} {r['cycles']:>6d} {'yes' if r['converged'] else 'NO':>9} {r['energy']:>19.10f} "
               f"{r['guess_s']:>8.2f} {r['scf_s']:>8.2f} {r['guess_s'] + r['scf_s']:>8.2f}", file=out)
+    for r in rows:
+        if r["info"]:
+            print(f"  {r['guess']} guess: inference {r['info']['inference_seconds']:.2f} s (the first one loads the "
+                  f"model), conversion {r['info']['conversion_seconds']:.2f} s", file=out)
     if len(rows) == 2:
         new, old = rows
         saved = old["cycles"] - new["cycles"]
