@@ -50,7 +50,7 @@ def test_run_with_comparison(tmp_path, models, capsys):
     ml, minao = (line.split() for line in lines[2:4])
     assert ml[0] == "ml" and minao[0] == "minao" and ml[2] == minao[2] == "yes"
     assert float(ml[3]) == pytest.approx(float(minao[3]), abs=1e-8)
-    assert "cycle(s) saved" in lines[4]
+    assert lines[4].startswith("  ml guess: inference") and "cycle(s) saved" in lines[5]
 
 
 def test_charge_and_spin_options_override_the_file(tmp_path, models):
