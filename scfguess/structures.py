@@ -163,7 +163,7 @@ def _close_pair(positions: np.ndarray, cutoff: float) -> tuple[int, int, float] 
 
 
 def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = None, source: str = "") -> Structure:
-    """Structure from an ``ase.Atoms``; charge and spin default to ``atoms.info["charge"]`` / ``["spin"]`` or 0.
+    """Structure from an ``ase.Atoms``.
 
     Parameters
     ----------
@@ -171,8 +171,11 @@ def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = 
         Positions in Å. Periodic structures (any ``pbc`` True) are refused.
     id : str
         Identifier of the structure.
-    charge, spin : int, optional
-        Override the values found in ``atoms.info``.
+    charge : int, optional
+        Default: ``atoms.info["charge"]``, else the rounded sum of the initial atomic charges (0 without them).
+    spin : int, optional
+        2S. Default: ``atoms.info["spin"]``, else the rounded absolute sum of the initial magnetic moments
+        (ASE's total moment is N_alpha - N_beta in Bohr magnetons), 0 without them.
     source : str
         Provenance text.
 
@@ -185,9 +188,11 @@ def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = 
         raise ValueError(f"structure {id!r} is periodic; only molecules (no periodic boundary conditions) are supported.")
     info = atoms.info
     if charge is None:
-        charge = _info_int(info, "charge", id)
+        charge = (_info_int(info, "charge", id) if "charge" in info
+                  else int(round(float(atoms.get_initial_charges().sum()))))
     if spin is None:
-        spin = _info_int(info, "spin", id)
+        spin = (_info_int(info, "spin", id) if "spin" in info
+                else int(round(abs(float(atoms.get_initial_magnetic_moments().sum())))))
     return Structure(id=id, numbers=atoms.numbers.copy(), positions=atoms.positions.copy(), charge=charge,
                      spin=spin, source=source)
 

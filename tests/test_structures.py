@@ -145,3 +145,16 @@ def test_to_mole_units_charge_spin_and_basis_errors():
     with pytest.raises(UnsupportedElementError, match="I not covered by the basis set '6-31g'") as info:
         to_mole(iodide, "6-31g")
     assert info.value.elements == ["I"]
+
+
+def test_from_atoms_reads_charge_and_spin_from_initial_charges_and_moments():
+    import ase.build
+
+    methyl = from_atoms(ase.build.molecule("CH3"), "ch3")  # G2 sets one unpaired electron as magmom
+    assert methyl.spin == 1 and methyl.charge == 0
+    atoms = ase.build.molecule("H2O")
+    atoms.set_initial_charges([1, 0, 0])
+    cation = from_atoms(atoms, "h2o+", spin=1)
+    assert cation.charge == 1 and cation.nelectron == 9
+    atoms.info["charge"] = 0
+    assert from_atoms(atoms, "h2o").charge == 0  # info wins over per-atom charges
