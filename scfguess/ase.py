@@ -23,12 +23,18 @@ The first geometry starts from the ML guess (:func:`scfguess.apply`, falling bac
     ``"previous"`` when no atom moved more than :data:`AUTO_MAX_SHIFT` Å since the
     previous SCF, otherwise ``"ml"``.
 
-The default is measured (ethanol, PBE/def2-SVP RI-J, conv_tol 1e-8, model nequip-s-v1,
-SCF cycles per step after the first): BFGS optimisation, ML 7.00 and previous 6.12; on the
-one step where atoms moved 0.12 Å the previous density matrix needed 8 cycles and the ML
-guess 7, on steps of 0.005-0.026 Å the previous one needed 5-7. Velocity Verlet at 300 K,
-0.5 fs (steps of 0.02-0.04 Å): ML 7.00, previous 6.67. Hence ``"previous"`` for small steps
-and the ML guess for jumps above 0.1 Å.
+The default is measured: ethanol, PBE/def2-SVP RI-J, grid level 2, conv_tol 1e-8, model
+nequip-s-v1; mean SCF cycles per step after the first (the ML guess also costs one hidden
+Fock build in its conversion):
+
+- BFGS, 6 steps of 0.004-0.10 Å: minao 9.00, ML 7.00, oracle (a perfect model) 5.00, previous 6.33;
+- Velocity Verlet, 300 K, 0.5 fs, 5 steps: minao 9.00, ML 7.00, oracle 4.20, previous 6.60.
+
+The previous density matrix needed 8 cycles on the one 0.10 Å step and 5-7 on smaller ones;
+in a second BFGS run a 0.12 Å step took 8 cycles from the previous matrix and 7 from the ML
+guess. Hence ``"previous"`` for steps up to 0.1 Å and the ML guess for larger jumps. A model
+close to the oracle would make ``"ml"`` the better choice (4-5 cycles + 1 build against 6-7):
+re-measure when the default model changes.
 """
 
 from __future__ import annotations
