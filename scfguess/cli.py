@@ -111,8 +111,8 @@ def _print_table(title, rows, out):
               f"{r['guess_s']:>8.2f} {r['scf_s']:>8.2f} {r['guess_s'] + r['scf_s']:>8.2f}", file=out)
     for r in rows:
         if r["info"]:
-            print(f"  {r['guess']} guess: inference {r['info']['inference_seconds']:.2f} s (the first one loads the "
-                  f"model), conversion {r['info']['conversion_seconds']:.2f} s", file=out)
+            print(f"  {r['guess']} guess: inference {r['info']['inference_seconds']:.2f} s, conversion "
+                  f"{r['info']['conversion_seconds']:.2f} s", file=out)
     if len(rows) == 2:
         new, old = rows
         saved = old["cycles"] - new["cycles"]

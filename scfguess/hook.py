@@ -224,8 +224,8 @@ def ml_conversion(mf, model=None):
     conversion : scfguess.converter.Conversion
         ``dm`` is what ``mf.make_rdm1()`` returns.
     loaded : the loaded model
-    inference_seconds : float
-        Model loading (first call only; cached) and prediction.
+    seconds : dict
+        ``load`` (reading and verifying the model; ~0 once cached), ``inference`` (prediction).
 
     Raises
     ------
@@ -234,14 +234,17 @@ def ml_conversion(mf, model=None):
     """
     from scfguess.converter import convert
     from scfguess.guess import predict_coefficients
+    from scfguess.registry import load_model
 
     t0 = time.perf_counter()
-    coeffs, loaded = predict_coefficients(mf.mol, model)
-    inference = time.perf_counter() - t0
+    loaded = load_model(model)
+    t1 = time.perf_counter()
+    coeffs, loaded = predict_coefficients(mf.mol, loaded)
+    t2 = time.perf_counter()
     conversion = convert(mf, coeffs, loaded.auxbasis)
     if not np.all(np.isfinite(conversion.dm)):
         raise ValueError("the converted density matrix contains NaN or infinite values")
-    return conversion, loaded, inference
+    return conversion, loaded, {"load": t1 - t0, "inference": t2 - t1}
 
 
 def init_guess_by_ml(mol, xc="pbe", model=None):
@@ -292,11 +295,11 @@ class _MLGuess:
             return super().get_init_guess(mol, "minao" if key is None else key, **kwargs)
         target = self if mol is None or mol is self.mol else _scf_for(mol, self)
         _check_geometry(target.mol)
-        info = {"guess": "ml", "model": None, "model_sha256": None, "inference_seconds": None,
-                "conversion_seconds": None, "fallback_reason": None}
+        info = {"guess": "ml", "model": None, "model_sha256": None, "load_seconds": None,
+                "inference_seconds": None, "conversion_seconds": None, "fallback_reason": None}
         try:
             check_memory(target.mol)
-            conversion, loaded, inference = ml_conversion(target, self.scfguess_model)
+            conversion, loaded, seconds = ml_conversion(target, self.scfguess_model)
         except Exception as exc:  # noqa: BLE001 - any failure of the guess is reported and falls back
             reason = f"{type(exc).__name__}: {exc}"
             if self.scfguess_fallback is None:
@@ -306,7 +309,8 @@ class _MLGuess:
             info.update(guess=self.scfguess_fallback, fallback_reason=reason)
             self.scfguess_info = info
             return super().get_init_guess(mol, self.scfguess_fallback, **kwargs)
-        info.update(model=loaded.name, model_sha256=loaded.sha256, inference_seconds=inference,
+        info.update(model=loaded.name, model_sha256=loaded.sha256, load_seconds=seconds["load"],
+                    inference_seconds=seconds["inference"],
                     conversion_seconds=conversion.seconds, fock_builds=conversion.fock_builds,
                     k_builds=conversion.k_builds)
         self.scfguess_info = info
@@ -332,8 +336,9 @@ def apply(mf, model=None, fallback="minao"):
     mf
         The same object, as PySCF add-ons return it. After each ML-guess request,
         ``mf.scfguess_info`` holds ``guess`` ("ml" or the fallback used), ``model``,
-        ``model_sha256``, ``inference_seconds``, ``conversion_seconds`` and
-        ``fallback_reason`` (None when the ML guess was used).
+        ``model_sha256``, ``load_seconds`` (reading the model; ~0 once cached),
+        ``inference_seconds``, ``conversion_seconds``, ``fock_builds`` and ``k_builds``
+        hidden in the conversion, and ``fallback_reason`` (None when the ML guess was used).
 
     Raises
     ------

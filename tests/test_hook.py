@@ -51,7 +51,7 @@ def test_apply_uses_ml_guess_records_info_and_saves_cycles(water_minao, oracle_m
     info = mf.scfguess_info
     assert info["guess"] == "ml" and info["fallback_reason"] is None
     assert info["model"] == "fixed" and info["model_sha256"] == "0" * 64
-    assert info["inference_seconds"] >= 0 and info["conversion_seconds"] > 0
+    assert info["load_seconds"] >= 0 and info["inference_seconds"] >= 0 and info["conversion_seconds"] > 0
     assert mf.converged and mf.e_tot == pytest.approx(water_minao.e_tot, abs=1e-7)
     assert mf.cycles < water_minao.cycles
 
