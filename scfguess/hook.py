@@ -292,11 +292,12 @@ class _MLGuess:
         if key is None:
             key = self.init_guess
         if not (isinstance(key, str) and key.lower() == "ml"):
-            return super().get_init_guess(mol, "minao" if key is None else key, **kwargs)
+            return super().get_init_guess(mol, key, **kwargs)
         target = self if mol is None or mol is self.mol else _scf_for(mol, self)
         _check_geometry(target.mol)
         info = {"guess": "ml", "model": None, "model_sha256": None, "load_seconds": None,
-                "inference_seconds": None, "conversion_seconds": None, "fallback_reason": None}
+                "inference_seconds": None, "conversion_seconds": None, "fock_builds": None, "k_builds": None,
+                "fallback_reason": None}
         try:
             check_memory(target.mol)
             conversion, loaded, seconds = ml_conversion(target, self.scfguess_model)
