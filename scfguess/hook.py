@@ -24,9 +24,10 @@ passed to ``kernel`` wins, as in PySCF.
   use PySCF's usual reuse of the previous density matrix (the scanner passes it as
   ``dm0``). Set ``scanner.mo_coeff = None`` before a call to force the ML guess.
 - ``pyscf.geomopt`` drives ``mf.nuc_grad_method().as_scanner()``: same behaviour.
-- ``mf.to_gpu()`` (gpu4pyscf) rebuilds the object from gpu4pyscf's class and drops the
-  hook. Start a GPU calculation with ``gpu_mf.kernel(dm0=scfguess.init_guess(mf))``
-  computed on the CPU object (gpu4pyscf accepts a NumPy ``dm0``); untested here.
+- ``mf.to_gpu()`` (gpu4pyscf) converts the object without the hook (``undo_ml_guess``;
+  gpu4pyscf builds its objects from its own classes). Start the GPU calculation from
+  the ML guess computed on the CPU object: ``gpu_mf.kernel(dm0=mf.get_init_guess())``.
+  gpu4pyscf is not installed here, so this path is untested.
 
 Failures
 --------
@@ -316,6 +317,16 @@ class _MLGuess:
                     k_builds=conversion.k_builds)
         self.scfguess_info = info
         return conversion.dm
+
+    def undo_ml_guess(self):
+        """A view of this object without the hook; ``init_guess`` becomes the fallback (or "minao")."""
+        plain = self.view(lib.drop_class(self.__class__, _MLGuess))
+        plain.init_guess = self.scfguess_fallback or "minao"
+        return plain
+
+    def to_gpu(self):
+        """gpu4pyscf's object for this calculation, without the hook (see the module doc)."""
+        return self.undo_ml_guess().to_gpu()
 
 
 def apply(mf, model=None, fallback="minao"):

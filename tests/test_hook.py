@@ -94,6 +94,17 @@ def test_guess_for_another_molecule_uses_that_molecule():
     assert np.trace(dm @ ethanol.intor("int1e_ovlp")) == pytest.approx(26, abs=1e-8)
 
 
+def test_undo_and_to_gpu_drop_the_hook(monkeypatch):
+    mf = scfguess.apply(rks(water()).density_fit(), model=MinaoModel(), fallback="atom")
+    plain = mf.undo_ml_guess()
+    assert not isinstance(plain, hook._MLGuess) and plain.init_guess == "atom"
+    assert isinstance(plain, dft.rks.RKS) and plain.with_df is mf.with_df and type(plain).__name__ == "DFRKS"
+    from pyscf.df.df_jk import _DFHF
+
+    monkeypatch.setattr(_DFHF, "to_gpu", lambda self: self)  # gpu4pyscf is not installed
+    assert not isinstance(mf.to_gpu(), hook._MLGuess)
+
+
 def test_gradient_scanner_as_driven_by_geomopt(water_minao):
     model = MinaoModel()
     grad_scanner = scfguess.apply(rks(water()).density_fit(), model=model).nuc_grad_method().as_scanner()
