@@ -252,9 +252,15 @@ def test_invalid_arguments_and_periodic_systems():
         scfguess.apply(pbcscf.RHF(cell))
 
 
-def test_odd_electrons_or_impossible_spin_are_refused_by_pyscf_before_the_hook():
+def test_odd_electrons_impossible_spin_or_missing_basis_are_refused_by_pyscf_before_the_hook():
     with pytest.raises(RuntimeError, match="Electron number 9 and spin 0 are not consistent"):
         gto.M(atom=WATER, basis="sto-3g", charge=1, verbose=0)
+    with pytest.raises(AssertionError):  # PySCF's own check of spin > electrons (negative spin is legal there)
+        gto.M(atom=WATER, basis="sto-3g", spin=12, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(Exception, match="Basis set not found for Xe in 6-31g"):
+            gto.M(atom="Xe 0 0 0", basis="6-31g", verbose=0)
 
 
 def test_unknown_functional_fails_before_any_guess():
