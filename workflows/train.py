@@ -226,6 +226,19 @@ def element_counts(structures) -> dict:
     return {ELEMENTS[int(z)]: int(c) for z, c in zip(numbers, counts)}
 
 
+def structure_manifest(train_set, val_set, max_listed: int = 1000) -> dict:
+    """sha256 of the sorted train/val structure ids, and the ids themselves for small data sets."""
+    import hashlib
+
+    out = {}
+    for name, structures in (("train", train_set), ("val", val_set)):
+        ids = sorted(s["structure_id"] for s in structures)
+        out[f"{name}_sha256"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+        if len(ids) <= max_listed:
+            out[name] = ids
+    return out
+
+
 # --------------------------------------------------------------------------------------- losses
 
 def batch_tensors(structures, model):
@@ -458,6 +471,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
         "n_val_molecules": len({s["molecule_id"] for s in val_set}),
         "sources": sorted({s["source"] for s in structures}),
         "train_atoms_per_element": element_counts(train_set),
+        "structure_ids": structure_manifest(train_set, val_set),
         "shards": [str(p) for p in shard_files], "minutes": (time.monotonic() - t_start) / 60,
     }
     with open(out / "summary.json", "w") as fh:
@@ -482,7 +496,7 @@ def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str
         "description": cfg.description, "target": target, "input_units": {"positions": "angstrom"},
         "loss_weights": cfg.loss_weights, "training": {k: summary[k] for k in (
             "n_train", "n_val", "n_train_molecules", "n_val_molecules", "sources", "train_atoms_per_element",
-            "shards", "epochs",
+            "structure_ids", "shards", "epochs",
             "best_epoch", "stopped", "minutes")},
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
         "validation": summary["best_val"], "validation_reference_only": summary["baseline_val"],
