@@ -117,9 +117,9 @@ def _print_table(title, rows, out):
         new, old = rows
         saved = old["cycles"] - new["cycles"]
         t_new, t_old = new["guess_s"] + new["scf_s"], old["guess_s"] + old["scf_s"]
-        print(f"  {new['guess']} vs {old['guess']}: {saved} cycle(s) saved (ratio {new['cycles'] / max(old['cycles'], 1):.2f}), "
-              f"time ratio {t_new / t_old:.2f}, energy difference {new['energy'] - old['energy']:+.1e} Hartree",
-              file=out)
+        ratio = new["cycles"] / max(old["cycles"], 1)
+        print(f"  {new['guess']} vs {old['guess']}: {saved} cycle(s) saved (ratio {ratio:.2f}), time ratio "
+              f"{t_new / t_old:.2f}, energy difference {new['energy'] - old['energy']:+.1e} Hartree", file=out)
 
 
 def _title(structure, args, mf):
