@@ -130,13 +130,16 @@ def resolve_shards(patterns) -> list[Path]:
 
 
 def load_structures(paths) -> list[dict]:
-    """All structures of the shards (via :class:`scfguess.data.DensityDataset`) as small dicts in memory."""
+    """All structures of the shards (via :class:`scfguess.data.DensityDataset`) as small dicts, first copy of each id."""
     from scfguess.data import DensityDataset
 
     ds = DensityDataset([str(p) for p in paths], auxbasis="def2-universal-jfit")
-    out = []
+    out, seen = [], set()
     for i in range(len(ds)):
         item = ds[i]
+        if item[K.STRUCTURE_ID_KEY] in seen:  # a structure stored twice (e.g. a snapshot and its sealed shard)
+            continue
+        seen.add(item[K.STRUCTURE_ID_KEY])
         out.append({
             "numbers": item[K.NUMBERS_KEY], "positions": item[K.POSITIONS_KEY],
             "coeffs": np.asarray(item[K.COEFFS_KEY], dtype=np.float32), "split": item[K.SPLIT_KEY],
