@@ -21,11 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/scfguess demo
 
+# One OpenMP thread per test process: the SCFbench tests run several worker processes at once.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf $(VENV) build *.egg-info
