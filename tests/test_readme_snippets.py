@@ -1,6 +1,6 @@
 """Execute the usage snippets: ```python blocks run as written, ```sh lines ``scfguess ...`` through cli.main.
 
-The snippets are read from README.md when it shows the PySCF hook (``scfguess.apply``), else from docs/usage.md.
+The snippets are read from README.md.
 """
 
 import io
@@ -18,10 +18,7 @@ WATER_XYZ = "3\ncharge=0 spin=0\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -
 
 
 def _source():
-    readme = ROOT / "README.md"
-    if readme.is_file() and "scfguess.apply(" in readme.read_text():
-        return readme
-    return ROOT / "docs" / "usage.md"
+    return ROOT / "README.md"
 
 
 def _blocks(language):
