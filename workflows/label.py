@@ -277,7 +277,7 @@ class Store:
     def add(self, record: dict, order: int) -> None:
         """Store one result crash-safely (temporary file, fsync, rename)."""
         sid = record[K.STRUCTURE_ID_KEY]
-        tmp = self.pending_dir / f"{sid}.tmp.npz"
+        tmp = self.pending_dir / f"{sid}.npz.tmp"
         arrays = {k: np.asarray(v) for k, v in record.items()}
         arrays["order"] = np.asarray(order)
         with open(tmp, "wb") as fh:
