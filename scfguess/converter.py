@@ -12,8 +12,10 @@ Exact exchange cannot be built from a density, only from a density matrix D_x
 
 ``"sad"``
     D_x is PySCF's minao (superposition of atomic densities) guess.
-``"diag"``
-    D_x is the density matrix from diagonalising F without exchange.
+``"diag"`` or ``"diag:N"``
+    D_x is the density matrix from diagonalising F without exchange; with N > 1 the
+    exchange is refined N times, each time from the previous diagonalisation (N K builds,
+    with h + J + V_xc of the density held fixed).
 ``"pbe"`` or ``"pbe:N"``
     N (default 3) PBE iterations with RI-J from the density's Fock matrix; their density
     matrix is the guess (it carries the exchange information a density cannot).
@@ -252,14 +254,14 @@ def _resolve_exchange(exchange):
     if not isinstance(exchange, str):
         raise ValueError(f"exchange must be a string, one of {EXCHANGE_CHOICES}")
     name, _, count = exchange.partition(":")
-    if name not in EXCHANGE_CHOICES or (count and name != "pbe"):
-        raise ValueError(f"unknown exchange treatment {exchange!r}; choose from {', '.join(EXCHANGE_CHOICES)} "
-                         "or 'pbe:N'")
+    if name not in EXCHANGE_CHOICES or (count and name not in ("pbe", "diag")):
+        raise ValueError(f"unknown exchange treatment {exchange!r}; choose from {', '.join(EXCHANGE_CHOICES)}, "
+                         "'diag:N' or 'pbe:N'")
     if count and (not count.isdigit() or int(count) < 1):
-        raise ValueError(f"'pbe:N' needs a positive integer N, got {exchange!r}")
+        raise ValueError(f"'{name}:N' needs a positive integer N, got {exchange!r}")
     if name == "auto":
         return _resolve_exchange(AUTO_EXCHANGE)
-    return name, (int(count) if count else 3)
+    return name, (int(count) if count else {"pbe": 3, "diag": 1}.get(name, 0))
 
 
 def _diagonalise(mf, fock, s1e, layout):
@@ -297,7 +299,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     """
     t_start = time.perf_counter()
     _check_scf(mf)
-    exchange_name, pbe_cycles = _resolve_exchange(exchange)
+    exchange_name, repeats = _resolve_exchange(exchange)
     if fix_charge not in ("auto", True, False):
         raise ValueError(f"fix_charge must be 'auto', True or False, got {fix_charge!r}")
     mol = mf.mol
@@ -330,18 +332,18 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     fock_builds, k_builds = 1, 0
     t0 = time.perf_counter()
     if exchange_name == "sad":
-        dm_x = mf.get_init_guess(mol, "minao")
-    elif exchange_name == "diag":
-        dm_x = _diagonalise(mf, fock, s1e, layout)
-    if exchange_name in ("sad", "diag"):
+        dm_x, refinements = mf.get_init_guess(mol, "minao"), 1
+    else:
+        dm = dm_x = _diagonalise(mf, fock, s1e, layout)
+        refinements = repeats if exchange_name == "diag" else 0
+    for _ in range(refinements):
         vk = exchange_matrix(mf, dm_x)
-        k_builds = 1
-        fock = fock - 0.5 * vk if layout == "rhf" else fock[None] - vk
-    dm = _diagonalise(mf, fock, s1e, layout)
+        k_builds += 1
+        dm = dm_x = _diagonalise(mf, fock - 0.5 * vk if layout == "rhf" else fock[None] - vk, s1e, layout)
     if exchange_name == "pbe":
         if grids is None:  # Hartree-Fock: no V_xc grid yet
             grids = _converter_grids(mf, auxmol, coeffs, DEFAULT_GRIDS_LEVEL)
-        dm, builds = _pbe_iterations(mf, dm, pbe_cycles, auxbasis, grids)
+        dm, builds = _pbe_iterations(mf, dm, repeats, auxbasis, grids)
         fock_builds += builds
     timings["exchange_and_diagonalise"] = time.perf_counter() - t0
     return Conversion(dm=dm, seconds=time.perf_counter() - t_start, fock_builds=fock_builds,

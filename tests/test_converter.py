@@ -81,12 +81,12 @@ def test_electron_count_charge_and_spin(atom, charge, spin, cls, shape):
     assert conversion.nelectron_fitted == pytest.approx(mol.atom_charges().sum(), abs=0.05)
 
 
-@pytest.mark.parametrize("exchange", ["sad", "diag", "pbe:2", "none"])
+@pytest.mark.parametrize("exchange", ["sad", "diag", "diag:2", "pbe:2", "none"])
 def test_hybrid_exchange_treatments(water, water_coeffs, exchange):
     mf = dft.RKS(water, xc="b3lyp").density_fit()
     conversion = convert(mf, water_coeffs, exchange=exchange)
     assert conversion.exchange == exchange.split(":")[0]
-    assert conversion.k_builds == (1 if exchange in ("sad", "diag") else 0)
+    assert conversion.k_builds == {"sad": 1, "diag": 1, "diag:2": 2}.get(exchange, 0)
     assert abs(np.trace(conversion.dm @ mf.get_ovlp()) - 10) < 1e-10
 
 

@@ -1,13 +1,15 @@
 """Oracle benchmark: how far the fitted converged density carries the SCF, and what the converter costs.
 
-    python -m workflows.oracle_bench run --n 10 --xc pbe,b3lyp --out results/oracle.jsonl
+    python -m workflows.oracle_bench run --n 10 --xc pbe --out results/oracle.jsonl
+    python -m workflows.oracle_bench run --n 4 --xc b3lyp --out results/oracle.jsonl
+    python -m workflows.oracle_bench run --n 10 --xc b3lyp --variants sad --out results/oracle.jsonl
     python -m workflows.oracle_bench summary results/oracle.jsonl
     python -m workflows.oracle_bench memory --natoms 150
 
 ``run`` takes the first N NCI evaluation molecules of 20-30 atoms (ETKDG+MMFF geometries),
 runs RKS/def2-SVP with density fitting and PySCF's default SCF settings from minao, then
-from the oracle guess (for hybrids once per exchange treatment, plus ``pbe-first``: a
-converged PBE RI-J density matrix). Each finished run is appended to a JSON-lines file;
+from the oracle guess (for hybrids once per exchange treatment in ``--variants``;
+``pbe-first`` starts from a converged PBE RI-J density matrix instead). Each finished run is appended to a JSON-lines file;
 a rerun skips what is there. Timings are only valid on an otherwise idle machine.
 """
 
@@ -26,7 +28,7 @@ from scfguess.converter import convert, hybrid_coefficients
 from scfguess.fitting import fit_density
 from scfguess.structures import from_atoms, to_mole
 
-HYBRID_VARIANTS = ("sad", "diag", "pbe:2", "pbe:4", "pbe-first")
+HYBRID_VARIANTS = ("sad", "diag", "diag:2", "pbe:2", "pbe:4", "pbe-first")
 
 
 def _molecules(n, min_atoms=20, max_atoms=30):
@@ -51,7 +53,7 @@ def _timed_kernel(mf, dm0):
     return time.perf_counter() - t0
 
 
-def _bench_molecule(structure, xc, done, write):
+def _bench_molecule(structure, xc, variants, done, write):
     mol = to_mole(structure, "def2-svp")
     key = (structure.id, xc)
     ref = _scf(mol, xc)
@@ -67,7 +69,7 @@ def _bench_molecule(structure, xc, done, write):
     coeffs = fit_density(mol, ref.make_rdm1())
     fit_s = time.perf_counter() - t0
     hybrid = any(hybrid_coefficients(ref))
-    for variant in (HYBRID_VARIANTS if hybrid else ("oracle",)):
+    for variant in (variants if hybrid else ("oracle",)):
         label = variant if variant == "oracle" else f"oracle/{variant}"
         if (*key, label) in done:
             continue
@@ -106,12 +108,16 @@ def run(args):
         print(f"{record['molecule']:>9} {record['xc']:>6} {record['guess']:>16} cycles={record['cycles']:>3} "
               f"guess={record['guess_seconds']:.1f}s scf={record['scf_seconds']:.1f}s", flush=True)
 
+    variants = tuple(args.variants.split(","))
+    unknown = set(variants) - set(HYBRID_VARIANTS)
+    if unknown:
+        sys.exit(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(HYBRID_VARIANTS)}")
     for structure in _molecules(args.n):
         for xc in args.xc.split(","):
-            wanted = ["minao"] + (["oracle/" + v for v in HYBRID_VARIANTS] if xc != "pbe" else ["oracle"])
+            wanted = ["minao"] + (["oracle/" + v for v in variants] if xc != "pbe" else ["oracle"])
             if all((structure.id, xc, g) in done for g in wanted):
                 continue
-            _bench_molecule(structure, xc, done, write)
+            _bench_molecule(structure, xc, variants, done, write)
 
 
 def summarise(records):
@@ -171,6 +177,8 @@ def main(argv=None):
     p = sub.add_parser("run", help="benchmark minao vs oracle")
     p.add_argument("--n", type=int, default=10, help="number of molecules (20-30 atoms)")
     p.add_argument("--xc", default="pbe,b3lyp", help="comma-separated functionals")
+    p.add_argument("--variants", default=",".join(HYBRID_VARIANTS),
+                   help="exchange treatments for hybrids (oracle/<variant>), and pbe-first")
     p.add_argument("--out", default="results/oracle.jsonl")
     p.set_defaults(func=run)
     p = sub.add_parser("summary", help="table from a results file")
