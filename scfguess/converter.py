@@ -35,10 +35,10 @@ Notes
 - ``mf``'s settings are never changed. When ``mf`` density-fits with the same auxiliary
   basis, its DF tensor is built exactly as the first SCF cycle would build it, so the SCF
   reuses it; that work counts as guess time. V_xc of the guess uses a coarse private grid
-  by default (``grids_level``); with ``grids_level=None`` it uses ``mf.grids``, set up as
-  the first SCF cycle would.
+  by default (``grids_level``); ``grids_level=None`` uses a grid with ``mf.grids``' settings.
 """
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -204,28 +204,23 @@ def _spin_layout(mf):
     return "rhf"
 
 
-def _converter_grids(mf, auxmol, coeffs, level):
-    """Integration grid for V_xc of the guess.
+def _converter_grids(mf, level):
+    """Integration grid for V_xc of the guess; ``mf.grids`` itself is never touched.
 
-    ``level=None`` uses ``mf.grids``, built as the first SCF cycle would (pruned with the
-    fitted density). An integer builds a private grid of that level: the guess needs V_xc
-    only approximately, and level 1 gave the same SCF cycle counts as level 3 at a third
-    of the cost (README, "Converter cost").
+    ``level=None`` uses ``mf.grids`` when already built, else a copy of its settings
+    (PySCF prunes the SCF's grid with the initial density matrix, so building it here
+    would change the SCF's grid). An integer builds a grid of that level: the guess needs
+    V_xc only approximately, and level 1 gave the same SCF cycle counts as level 3 at a
+    third of the cost (README, "How the guess is built").
     """
-    if level is not None:
+    if level is None:
+        if mf.grids.coords is not None:
+            return mf.grids
+        grids = copy.copy(mf.grids)
+    else:
         grids = dft.gen_grid.Grids(mf.mol)
         grids.level = level
-        return grids.build(with_non0tab=True)
-    grids = mf.grids
-    if grids.coords is not None:
-        return grids
-    grids.build(with_non0tab=True)
-    if getattr(mf, "small_rho_cutoff", 0) > 1e-20 and _spin_layout(mf) == "rhf":
-        rho = np.empty(grids.weights.size)
-        for p0, p1 in lib.prange(0, rho.size, 20000):
-            rho[p0:p1] = density_on_points(auxmol, coeffs, grids.coords[p0:p1], "LDA")
-        grids.prune_by_density_(rho, mf.small_rho_cutoff)
-    return grids
+    return grids.build(with_non0tab=True)
 
 
 def _coulomb(mf, auxmol, coeffs):
@@ -318,7 +313,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     t0 = time.perf_counter()
     grids = None
     if isinstance(mf, dft.rks.KohnShamDFT):
-        grids = _converter_grids(mf, auxmol, coeffs, grids_level)
+        grids = _converter_grids(mf, grids_level)
         density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
         vxc, _ = xc_potential(mf._numint, mol, grids, mf.xc, density, max_memory=min(mf.max_memory, 2000))
         fock = fock + vxc
@@ -342,7 +337,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
         dm = dm_x = _diagonalise(mf, fock - 0.5 * vk if layout == "rhf" else fock[None] - vk, s1e, layout)
     if exchange_name == "pbe":
         if grids is None:  # Hartree-Fock: no V_xc grid yet
-            grids = _converter_grids(mf, auxmol, coeffs, DEFAULT_GRIDS_LEVEL)
+            grids = _converter_grids(mf, DEFAULT_GRIDS_LEVEL)
         dm, builds = _pbe_iterations(mf, dm, repeats, auxbasis, grids)
         fock_builds += builds
     timings["exchange_and_diagonalise"] = time.perf_counter() - t0
@@ -370,7 +365,7 @@ def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix
         Project ``coeffs`` to ``mf.mol.nelectron`` electrons; "auto" does so when the
         count is off by more than :data:`CHARGE_TOLERANCE`.
     grids_level : int or None
-        DFT grid level for V_xc of the guess; None uses (and sets up) ``mf.grids``.
+        DFT grid level for V_xc of the guess; None uses ``mf.grids``' settings.
 
     Returns
     -------

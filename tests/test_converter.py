@@ -132,10 +132,10 @@ def test_not_an_scf_object(water_coeffs):
         density_to_dm("water", water_coeffs)
 
 
-def test_scf_grid_option_sets_up_mf_grids(water, water_coeffs):
+def test_scf_grid_option_leaves_mf_grids_alone(water, water_coeffs):
     mf = dft.RKS(water, xc="pbe")
     dm_scf_grid = density_to_dm(mf, water_coeffs, grids_level=None)
-    assert mf.grids.coords is not None  # built (and pruned) as the first SCF cycle would
+    assert mf.grids.coords is None  # the SCF prunes its own grid with the initial density matrix
     dm_coarse = density_to_dm(dft.RKS(water, xc="pbe"), water_coeffs)
     assert np.abs(dm_scf_grid - dm_coarse).max() < 1e-2
 
