@@ -1,6 +1,5 @@
 """The PySCF hook: scfguess.apply and scfguess.init_guess_by_ml, with PySCF's add-ons and on bad input."""
 
-import importlib.util
 import json
 import shutil
 import warnings
@@ -112,7 +111,6 @@ def test_gradient_scanner_as_driven_by_geomopt(water_minao):
     assert energy == pytest.approx(water_minao.e_tot, abs=1e-7) and grad.shape == (3, 3) and model.calls == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("geometric") is None, reason="geomeTRIC is not installed")
 def test_geomopt_with_geometric():
     from pyscf.geomopt.geometric_solver import optimize
 
@@ -121,7 +119,6 @@ def test_geomopt_with_geometric():
     assert model.calls == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dispersion") is None, reason="pyscf-dispersion is not installed")
 def test_dispersion_is_kept(water_minao):
     mf = scfguess.apply(rks(water()).density_fit(), model=MinaoModel())
     mf.disp = "d3bj"
