@@ -53,7 +53,7 @@ from scfguess.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_aux
 
 EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
 #: The ``exchange="auto"`` choice for functionals with exact exchange (see README).
-AUTO_EXCHANGE = "sad"
+AUTO_EXCHANGE = "diag:2"
 #: Grid level for V_xc of the guess (None: the SCF's own grid); see ``_converter_grids``.
 DEFAULT_GRIDS_LEVEL = 1
 #: ``fix_charge="auto"`` projects when the count is off by more than this (electrons).
