@@ -56,6 +56,8 @@ EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
 AUTO_EXCHANGE = "diag:2"
 #: Grid level for V_xc of the guess (None: the SCF's own grid); see ``_converter_grids``.
 DEFAULT_GRIDS_LEVEL = 1
+#: MB for one block of orbital values on the grid (auxiliary values are chunked separately).
+XC_BLOCK_MEMORY = 500
 #: ``fix_charge="auto"`` projects when the count is off by more than this (electrons).
 CHARGE_TOLERANCE = 1e-4
 
@@ -315,7 +317,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     if isinstance(mf, dft.rks.KohnShamDFT):
         grids = _converter_grids(mf, grids_level)
         density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
-        vxc, _ = xc_potential(mf._numint, mol, grids, mf.xc, density, max_memory=min(mf.max_memory, 2000))
+        vxc, _ = xc_potential(mf._numint, mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY)
         fock = fock + vxc
     timings["xc"] = time.perf_counter() - t0
 

@@ -41,7 +41,7 @@ def project_electron_count(auxmol, coeffs, nelectron, metric=None):
     return coeffs + jinv_q * (nelectron - q @ coeffs) / (q @ jinv_q)
 
 
-def density_on_points(auxmol, coeffs, coords, xctype):
+def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
     """Density of the functional's type at points, in PySCF's row layout.
 
     Parameters
@@ -51,6 +51,8 @@ def density_on_points(auxmol, coeffs, coords, xctype):
     coords : ndarray (ngrid, 3)
         Bohr.
     xctype : {"LDA", "GGA", "MGGA"}
+    max_memory : float
+        MB for auxiliary-function values at once (points are taken in chunks).
 
     Returns
     -------
@@ -61,10 +63,15 @@ def density_on_points(auxmol, coeffs, coords, xctype):
         Points with ρ < :data:`DENSITY_FLOOR` are zeroed in every row (see module doc).
     """
     deriv = 0 if xctype == "LDA" else 1
-    mask = gen_grid.make_mask(auxmol, coords)
-    ao = numint.eval_ao(auxmol, coords, deriv=deriv, non0tab=mask)
-    rho = ao @ coeffs
+    ncomp = 1 if deriv == 0 else 4
+    chunk = max(gen_grid.BLKSIZE, int(max_memory * 1e6 / (8 * ncomp * auxmol.nao)) // gen_grid.BLKSIZE * gen_grid.BLKSIZE)
+    rho = np.empty((ncomp, len(coords)))
+    for p0 in range(0, len(coords), chunk):
+        part = coords[p0:p0 + chunk]
+        ao = numint.eval_ao(auxmol, part, deriv=deriv, non0tab=gen_grid.make_mask(auxmol, part))
+        rho[:, p0:p0 + chunk] = (ao @ coeffs).reshape(ncomp, -1)
     if xctype == "LDA":
+        rho = rho[0]
         rho[rho < DENSITY_FLOOR] = 0.0
         return rho
     vacuum = rho[0] < DENSITY_FLOOR
