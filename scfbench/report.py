@@ -131,6 +131,14 @@ def write_csv(report: dict, path: str | Path) -> None:
             writer.writerow({**run, "settings": json.dumps(run["settings"], sort_keys=True)})
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close a figure; return its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[Path]:
     """PNG figures: RIC vs atom count per guess, cycles distribution per guess, wall ratio per size bin.
 
@@ -176,10 +184,7 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     ax.set_ylabel("cycles / cycles(minao)")
     ax.set_title("Iteration ratio per molecule")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    paths.append(folder / "ric_vs_atoms.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_save(plt, fig, folder / "ric_vs_atoms.png"))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(groups) + 2), 4.5))
     data = [[r["cycles"] for r in annotated if (r["basis"], r["xc"], r["guess"]) == g and r.get("cycles") is not None]
@@ -190,10 +195,7 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     ax.set_ylabel("SCF cycles")
     ax.set_title("Cycles per guess")
     ax.tick_params(axis="x", labelrotation=45)
-    fig.tight_layout()
-    paths.append(folder / "cycles_distribution.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_save(plt, fig, folder / "cycles_distribution.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     bins = [b for b, _, _ in SIZE_BINS if any(s["bin"] == b for s in report["by_size"])]
@@ -210,8 +212,5 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     ax.set_ylabel("(guess + SCF time) / minao")
     ax.set_title("Wall-time ratio per size bin")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    paths.append(folder / "wall_ratio_by_size.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(_save(plt, fig, folder / "wall_ratio_by_size.png"))
     return paths
