@@ -8,6 +8,9 @@ Example
 $ scfbench run --molecules nci-21-25 --limit 6 --guess minao,sap,pbe-first --basis def2-svp --xc pbe \\
       --workers 2 --out results.sqlite
 $ scfbench report results.sqlite --plot figures/
+
+``run`` keeps the converged ``minao`` density matrices in ``<out without extension>.refs/`` so that the
+``oracle`` jobs (run last) start from them instead of converging the same SCF again; the folder can be deleted.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
     par.add_argument("--scheduler", help="address of a running Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--gpu", action="store_true", help="run the SCF through gpu4pyscf")
-    p.add_argument("--out", required=True, help="results store (SQLite; created or resumed)")
+    p.add_argument("--out", required=True, help="results store (SQLite; created or resumed); "
+                   "converged minao density matrices for the oracle go to OUT-without-extension.refs/")
 
     p = sub.add_parser("report", help="summarise a results store")
     p.add_argument("path", help="results store written by scfbench run")
@@ -188,7 +192,9 @@ def _cmd_run(args) -> int:
     from scfbench.store import ResultStore
 
     structures, bases, xcs, guesses, settings, model_sha256 = _validate_run(args)
-    jobs = plan_jobs(structures, bases, xcs, guesses, settings, model_sha256)
+    # Converged minao density matrices for the oracle jobs, next to the store (large; not results to keep).
+    reference_dir = f"{os.path.splitext(args.out)[0]}.refs"
+    jobs = plan_jobs(structures, bases, xcs, guesses, settings, model_sha256, reference_dir)
     store = ResultStore(args.out, create=True)
     stored = failed = 0
     lost = []

@@ -11,8 +11,9 @@ Labels
     start the target functional from its density matrix; the whole PBE run is guess time, its cycles are hidden
     Fock builds.
 ``oracle``
-    :func:`scfguess.oracle.oracle_conversion` with the ``minao`` run of the same molecule, basis and functional as
-    reference. The reference run is not counted: the oracle is a bound, not a method.
+    The converged density of the ``minao`` run of the same molecule, basis, functional and settings, fitted and
+    passed through :func:`scfguess.converter.convert`. The reference run is not counted (the oracle is a bound, not
+    a method); it is taken from the run's reference cache when the ``minao`` job has stored it there.
 ``ml`` / ``ml:NAME``
     The default / a named density model (:func:`scfguess.registry.load_model`) followed by
     :func:`scfguess.converter.convert`; inference and conversion are timed separately.
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PYSCF_GUESSES", "GUESS_KINDS", "GuessSpec", "parse_guess", "GuessResult", "make_guess",
-           "guess_quality"]
+__all__ = ["PYSCF_GUESSES", "GUESS_KINDS", "GuessSpec", "parse_guess", "GuessResult", "ConvergedReference",
+           "make_guess", "guess_quality"]
 
 #: PySCF's own guess names, as ``init_guess`` / ``get_init_guess(key=...)`` accept them.
 PYSCF_GUESSES: tuple[str, ...] = ("minao", "atom", "huckel", "mod_huckel", "sap", "vsap", "1e")
@@ -102,7 +103,27 @@ class GuessResult:
     extra: dict | None = None
 
 
-def make_guess(spec: GuessSpec, mf, make_scf, model=None) -> GuessResult:
+@dataclass(frozen=True)
+class ConvergedReference:
+    """The converged ``minao`` run an ``oracle`` guess starts from.
+
+    Attributes
+    ----------
+    dm : ndarray, shape (nao, nao) or (2, nao, nao)
+        Converged density matrix.
+    cycles : int
+        SCF cycles of the reference run.
+    converged : bool
+        Whether it converged.
+    """
+
+    dm: np.ndarray
+    cycles: int
+    converged: bool
+
+
+def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedReference | None = None
+               ) -> GuessResult:
     """Compute the guess ``spec`` for the (not yet run) SCF object ``mf``.
 
     Parameters
@@ -116,6 +137,8 @@ def make_guess(spec: GuessSpec, mf, make_scf, model=None) -> GuessResult:
         ``pbe-first`` and the reference of ``oracle``.
     model : object, optional
         Loaded density model for ``ml`` (``.predict(numbers, positions_angstrom)`` and ``.auxbasis``).
+    reference : ConvergedReference, optional
+        The converged ``minao`` run for ``oracle``; run here when not given.
 
     Returns
     -------
@@ -133,15 +156,21 @@ def make_guess(spec: GuessSpec, mf, make_scf, model=None) -> GuessResult:
         return GuessResult(dm=dm, seconds=time.perf_counter() - t0, fock_builds=int(mf_pbe.cycles),
                            extra={"pbe_cycles": int(mf_pbe.cycles), "pbe_converged": bool(mf_pbe.converged)})
     if spec.kind == "oracle":
-        from scfguess.oracle import oracle_conversion
+        from scfguess.auxbasis import DEFAULT_AUXBASIS
+        from scfguess.converter import convert
+        from scfguess.fitting import fit_density
 
-        mf_ref = make_scf(None, None)
-        mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
-        conv = oracle_conversion(mf_ref, mf)
-        return GuessResult(dm=conv.dm, seconds=conv.seconds, conversion_seconds=conv.seconds,
+        if reference is None:
+            mf_ref = make_scf(None, None)
+            mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
+            reference = ConvergedReference(mf_ref.make_rdm1(), int(mf_ref.cycles), bool(mf_ref.converged))
+        t0 = time.perf_counter()
+        conv = convert(mf, fit_density(mf.mol, reference.dm, DEFAULT_AUXBASIS), DEFAULT_AUXBASIS)
+        seconds = time.perf_counter() - t0
+        return GuessResult(dm=conv.dm, seconds=seconds, conversion_seconds=seconds,
                            fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),
-                           extra={"reference_cycles": int(mf_ref.cycles),
-                                  "reference_converged": bool(mf_ref.converged),
+                           extra={"reference_cycles": reference.cycles,
+                                  "reference_converged": reference.converged,
                                   "exchange": conv.exchange})
     if spec.kind == "ml":
         from scfguess.converter import convert

@@ -12,9 +12,12 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from scfbench.guesses import GuessSpec, guess_quality, make_guess, parse_guess
+import numpy as np
+
+from scfbench.guesses import ConvergedReference, GuessSpec, guess_quality, make_guess, parse_guess
 from scfguess.structures import Structure, to_mole
 
 __all__ = ["SCHEMA_VERSION", "ScfSettings", "Job", "run_job", "plan_jobs", "make_scf", "check_xc", "versions",
@@ -199,6 +202,10 @@ class Job:
         SCF settings.
     model_sha256 : str or None
         sha256 of the model for ``ml`` guesses.
+    reference_dir : str or None
+        Folder of converged ``minao`` density matrices: a ``minao`` job stores its converged result there and an
+        ``oracle`` job of the same molecule and settings starts from it instead of converging it again. Not part
+        of the key (it changes where work is done, not the result).
     """
 
     structure: Structure
@@ -207,6 +214,7 @@ class Job:
     guess: GuessSpec
     settings: ScfSettings = field(default_factory=ScfSettings)
     model_sha256: str | None = None
+    reference_dir: str | None = None
 
     @property
     def key(self) -> str:
@@ -222,6 +230,32 @@ class Job:
             "model_sha256": self.model_sha256,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _reference_path(job: Job) -> Path | None:
+    """Cache file of the converged ``minao`` run that ``job``'s molecule, basis, functional and settings share."""
+    if job.reference_dir is None:
+        return None
+    minao_key = replace(job, guess=parse_guess("minao"), model_sha256=None).key
+    return Path(job.reference_dir) / f"{minao_key}.npz"
+
+
+def _store_reference(job: Job, mf) -> None:
+    path = _reference_path(job)
+    if path is None or not mf.converged:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, dm=np.asarray(mf.make_rdm1()), cycles=int(mf.cycles), converged=True)
+    os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+
+
+def _load_reference(job: Job) -> ConvergedReference | None:
+    path = _reference_path(job)
+    if path is None or not path.exists():
+        return None
+    with np.load(path) as f:
+        return ConvergedReference(f["dm"], int(f["cycles"]), bool(f["converged"]))
 
 
 def _base_record(job: Job) -> dict:
@@ -306,7 +340,11 @@ def _run(job: Job, record: dict) -> None:
         model = load_model(job.guess.model)
         if job.model_sha256 is not None and model.sha256 != job.model_sha256:
             raise ValueError(f"model {job.guess.label!r} changed since the run was planned (sha256 differs).")
-    guess = make_guess(job.guess, mf, build, model=model)
+    reference = None
+    if job.guess.kind == "oracle":
+        reference = _load_reference(job)
+        record["reference_cached"] = reference is not None
+    guess = make_guess(job.guess, mf, build, model=model, reference=reference)
     record.update({
         "guess_seconds": guess.seconds,
         "inference_seconds": guess.inference_seconds,
@@ -325,6 +363,8 @@ def _run(job: Job, record: dict) -> None:
     record["cycles"] = int(mf_run.cycles)
     record["converged"] = bool(mf_run.converged)
     record["energy"] = float(mf_run.e_tot)
+    if job.guess.kind == "minao" and not settings.gpu:
+        _store_reference(job, mf_run)
     record["fock_builds"] = int(mf_run.cycles) + guess.fock_builds
     e_guess, grad = guess_quality(mf, guess.dm)
     record["guess_energy"] = e_guess
@@ -333,8 +373,11 @@ def _run(job: Job, record: dict) -> None:
 
 
 def plan_jobs(structures, bases, xcs, guesses: list[GuessSpec], settings: ScfSettings,
-              model_sha256: dict[str, str] | None = None) -> list[Job]:
-    """All jobs of a run, molecule by molecule (so a molecule's guesses finish close together).
+              model_sha256: dict[str, str] | None = None, reference_dir: str | None = None) -> list[Job]:
+    """All jobs of a run, molecule by molecule (so a molecule's guesses finish close together), ``oracle`` last.
+
+    The ``oracle`` jobs come after all others so that, with ``reference_dir``, the ``minao`` runs they start from
+    are usually cached by then.
 
     Parameters
     ----------
@@ -344,8 +387,11 @@ def plan_jobs(structures, bases, xcs, guesses: list[GuessSpec], settings: ScfSet
     settings : ScfSettings
     model_sha256 : dict, optional
         Guess label -> model sha256 for ``ml`` guesses.
+    reference_dir : str, optional
+        See :class:`Job`.
     """
     model_sha256 = model_sha256 or {}
-    return [Job(s, b, x, g, settings, model_sha256.get(g.label))
+    jobs = [Job(s, b, x, g, settings, model_sha256.get(g.label), reference_dir)
             for s in structures for b in bases for x in xcs for g in guesses]
+    return sorted(jobs, key=lambda job: job.guess.kind == "oracle")
 

@@ -314,3 +314,21 @@ def test_ml_guess_with_a_saved_model(tmp_path, small_xyz, monkeypatch):
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     assert len({r["model_sha256"] for r in rows if r["guess"] != "minao"}) == 1
     assert main(["run", "--molecules", small_xyz, "--guess", "ml:missing", *FAST, "--out", store]) == 2
+
+
+def test_oracle_starts_from_the_cached_minao_run(tmp_path):
+    """A minao job caches its converged density; the oracle job then skips its own reference SCF, same result."""
+    settings = ScfSettings(grids_level=0)
+    refs = str(tmp_path / "refs")
+    uncached = run_job(Job(HF, "sto-3g", "pbe", parse_guess("oracle"), settings))
+    minao = run_job(Job(HF, "sto-3g", "pbe", parse_guess("minao"), settings, reference_dir=refs))
+    assert len(list((tmp_path / "refs").glob("*.npz"))) == 1
+    cached = run_job(Job(HF, "sto-3g", "pbe", parse_guess("oracle"), settings, reference_dir=refs))
+    assert uncached["reference_cached"] is False and cached["reference_cached"] is True
+    assert cached["reference_cycles"] == uncached["reference_cycles"] == minao["cycles"]
+    assert cached["cycles"] == uncached["cycles"]
+    assert abs(cached["guess_energy"] - uncached["guess_energy"]) < 1e-8
+    assert abs(cached["energy"] - minao["energy"]) < 1e-6
+    # Another functional has its own reference.
+    other = run_job(Job(HF, "sto-3g", "lda", parse_guess("oracle"), settings, reference_dir=refs))
+    assert other["reference_cached"] is False and other["status"] == "ok"
