@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow install clean bench-model
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
+
+# The default model's SCFbench milestones (PBE/def2-SVP; run on an otherwise idle machine, ~1.5 h on 2 cores).
+# Resumable: rerunning skips stored jobs; a new default model adds only its own `ml` jobs.
+BENCH := $(VENV)/bin/scfbench run --basis def2-svp --xc pbe --guess minao,oracle,ml --workers 2
+bench-model: $(STAMP)
+	$(BENCH) --molecules nci-26-40 --limit 15 --out results/model-nci-26-40/runs.sqlite
+	$(BENCH) --molecules nci-41-60 --limit 15 --out results/model-nci-41-60/runs.sqlite
+	$(VENV)/bin/scfbench report results/model-nci-26-40/runs.sqlite
+	$(VENV)/bin/scfbench report results/model-nci-41-60/runs.sqlite
 
 clean:
 	rm -rf $(VENV) build *.egg-info
