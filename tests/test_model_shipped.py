@@ -1,6 +1,7 @@
 """The shipped default model: loads, predicts fast enough, and its guess converges to the minao energy."""
 
 import time
+from pathlib import Path
 
 import pytest
 from pyscf import dft
@@ -66,3 +67,15 @@ def test_sixty_atoms_predict_under_a_fifth_of_a_second(shipped):
         shipped.predict(atoms.numbers, atoms.positions)
         times.append(time.perf_counter() - t0)
     assert min(times) < 0.2
+
+
+def test_shipped_model_beats_the_atomic_references_on_held_out_molecules(shipped):
+    """On validation molecules of the first shard the model's Coulomb error is far below the references' alone."""
+    from workflows.evaluate import evaluate_models
+
+    shard = Path(__file__).resolve().parents[1] / "data" / "shards" / "shard-00000.h5"
+    result = evaluate_models([shipped.name], shards=(str(shard),))
+    model, baseline = result[shipped.name], result["reference superposition only"]
+    assert result["structures"] >= 1
+    assert model["coulomb_per_atom"] < 0.1 * baseline["coulomb_per_atom"]
+    assert model["rmse"] < 0.5 * baseline["rmse"]
