@@ -23,18 +23,17 @@ The first geometry starts from the ML guess (:func:`scfguess.apply`, falling bac
     ``"previous"`` when no atom moved more than :data:`AUTO_MAX_SHIFT` Å since the
     previous SCF, otherwise ``"ml"``.
 
-The default is measured: ethanol, PBE/def2-SVP RI-J, grid level 2, conv_tol 1e-8, model
-nequip-s-v1; mean SCF cycles per step after the first (the ML guess also costs one hidden
-Fock build in its conversion):
+The default is measured (``python -m workflows.ase_check``, ``results/ase-check-nequip-l-v2.json``): ethanol,
+PBE/def2-SVP RI-J, grid level 2, conv_tol 1e-8, model nequip-l-v2; mean SCF cycles per step after the first
+(the ML guess also costs about one SCF cycle of converter time):
 
-- BFGS, 6 steps of 0.004-0.10 Å: minao 9.00, ML 7.00, oracle (a perfect model) 5.00, previous 6.33;
-- Velocity Verlet, 300 K, 0.5 fs, 5 steps: minao 9.00, ML 7.00, oracle 4.20, previous 6.60.
+- BFGS, 6 steps of 0.007-0.08 Å: minao 9.0, ML 6.0, previous 6.5, oracle (a perfect model) 5.0;
+- Velocity Verlet, 300 K, 0.5 fs, 5 steps of 0.016-0.020 Å: minao 9.0, ML 6.0, previous 5.8, oracle 5.0.
 
-The previous density matrix needed 8 cycles on the one 0.10 Å step and 5-7 on smaller ones;
-in a second BFGS run a 0.12 Å step took 8 cycles from the previous matrix and 7 from the ML
-guess. Hence ``"previous"`` for steps up to 0.1 Å and the ML guess for larger jumps. A model
-close to the oracle would make ``"ml"`` the better choice (4-5 cycles + 1 build against 6-7):
-re-measure when the default model changes.
+The previous density matrix needed 7 cycles on steps of 0.02-0.08 Å and 5-6 on smaller ones; the ML guess 6
+throughout. Counting its converter time, the ML guess is not cheaper than the previous matrix for steps up to
+0.1 Å, hence ``"previous"`` for those and the ML guess for larger jumps. A model closer to the oracle would make
+``"ml"`` the better choice: re-measure when the default model changes.
 """
 
 from __future__ import annotations
