@@ -156,16 +156,14 @@ def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedRe
         return GuessResult(dm=dm, seconds=time.perf_counter() - t0, fock_builds=int(mf_pbe.cycles),
                            extra={"pbe_cycles": int(mf_pbe.cycles), "pbe_converged": bool(mf_pbe.converged)})
     if spec.kind == "oracle":
-        from scfguess.auxbasis import DEFAULT_AUXBASIS
-        from scfguess.converter import convert
-        from scfguess.fitting import fit_density
+        from scfguess.oracle import conversion_from_dm
 
         if reference is None:
             mf_ref = make_scf(None, None)
             mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
             reference = ConvergedReference(mf_ref.make_rdm1(), int(mf_ref.cycles), bool(mf_ref.converged))
         t0 = time.perf_counter()
-        conv = convert(mf, fit_density(mf.mol, reference.dm, DEFAULT_AUXBASIS), DEFAULT_AUXBASIS)
+        conv = conversion_from_dm(mf.mol, reference.dm, mf)
         seconds = time.perf_counter() - t0
         return GuessResult(dm=conv.dm, seconds=seconds, conversion_seconds=seconds,
                            fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),

@@ -32,12 +32,31 @@ def oracle_conversion(mf_ref, mf, auxbasis=DEFAULT_AUXBASIS, **convert_kwargs):
     Returns
     -------
     scfguess.converter.Conversion
-        Its ``seconds`` include the fit.
+        Its ``seconds`` are those of the conversion (the fit is not included).
     """
-    _check_same_molecule(mf_ref.mol, mf.mol)
     if mf_ref.mo_coeff is None:
         raise ValueError("the reference calculation has not been run")
-    coeffs = fit_density(mf_ref.mol, mf_ref.make_rdm1(), auxbasis)
+    return conversion_from_dm(mf_ref.mol, mf_ref.make_rdm1(), mf, auxbasis, **convert_kwargs)
+
+
+def conversion_from_dm(mol_ref, dm_ref, mf, auxbasis=DEFAULT_AUXBASIS, **convert_kwargs):
+    """Fit a converged density matrix of ``mol_ref`` and convert it for ``mf`` (same molecule and geometry).
+
+    Parameters
+    ----------
+    mol_ref : pyscf.gto.Mole
+        Molecule (and orbital basis) of ``dm_ref``.
+    dm_ref : ndarray, shape (nao, nao) or (2, nao, nao)
+        Converged density matrix.
+    mf : pyscf SCF object
+        The calculation to start.
+
+    Returns
+    -------
+    scfguess.converter.Conversion
+    """
+    _check_same_molecule(mol_ref, mf.mol)
+    coeffs = fit_density(mol_ref, dm_ref, auxbasis)
     return convert(mf, coeffs, auxbasis, **convert_kwargs)
 
 
