@@ -13,12 +13,11 @@ of every step, the largest atom displacement of each step (Å) and the mean cycl
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
+
+from workflows.model_result import run
 
 SETTINGS = dict(basis="def2-svp", xc="pbe", grids_level=2, conv_tol=1e-8)
 
@@ -89,25 +88,20 @@ def cycles_along(symbols, path, model) -> dict:
     return {"steps": rows, "mean_cycles": means}
 
 
-def main(argv=None) -> int:
-    from scfguess.registry import load_model
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model name (default: the default model)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default results/ase-check-NAME.json)")
-    args = parser.parse_args(argv)
+def measure(model) -> dict:
+    """Settings, and per trajectory the cycles of every step and their means."""
     from ase.build import molecule
 
-    model = load_model(args.model)
     symbols = molecule("CH3CH2OH").get_chemical_symbols()
-    result = {"model": model.name, "sha256": model.sha256, "settings": SETTINGS}
+    result = {"settings": SETTINGS}
     for name, path in trajectories(model).items():
         result[name] = cycles_along(symbols, path, model)
         print(f"{name}: mean cycles per step {result[name]['mean_cycles']}", file=sys.stderr)
-    out = args.out or Path("results") / f"ase-check-{model.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    return 0
+    return result
+
+
+def main(argv=None) -> int:
+    return run(argv, __doc__.split("\n\n")[0], "ase-check", measure)
 
 
 if __name__ == "__main__":

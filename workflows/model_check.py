@@ -11,12 +11,10 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
+
+from workflows.model_result import run
 
 ION_GEOMETRIES = {
     "NH4+": ("N 0 0 0; H 0.6276 0.6276 0.6276; H -0.6276 -0.6276 0.6276; H -0.6276 0.6276 -0.6276; "
@@ -72,21 +70,8 @@ def ion_cycles(model) -> dict:
 
 
 def main(argv=None) -> int:
-    from scfguess.registry import load_model
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="model name (default: the default model)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default results/model-check-NAME.json)")
-    args = parser.parse_args(argv)
-    model = load_model(args.model)
-    result = {"model": model.name, "sha256": model.sha256, "inference": inference_time(model),
-              "ions": ion_cycles(model)}
-    out = args.out or Path("results") / f"model-check-{model.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    json.dump(result, sys.stdout, indent=1)
-    print()
-    return 0
+    return run(argv, __doc__.split("\n\n")[0], "model-check",
+               lambda model: {"inference": inference_time(model), "ions": ion_cycles(model)})
 
 
 if __name__ == "__main__":
