@@ -228,8 +228,10 @@ def _converter_grids(mf, level):
 def _coulomb(mf, auxmol, coeffs):
     """J[c], reusing ``mf``'s DF tensor when it is built on the same auxiliary basis.
 
-    An unbuilt tensor is built (as the SCF's first cycle would) only if PySCF would keep
-    it in memory; otherwise the blocked three-centre path is cheaper than an on-disk tensor.
+    The guess must not change how the SCF computes J. PySCF builds and keeps the DF tensor only when it also
+    needs exact exchange (or ``mol.incore_anyway``); for a pure functional it uses direct RI-J, which is slower
+    per cycle than the stored tensor. So an unbuilt tensor is built here only when the SCF would build it itself
+    and it fits in memory; otherwise J comes from blocked three-centre integrals and ``mf`` is left untouched.
     """
     with_df = getattr(mf, "with_df", None)
     if with_df is not None and hasattr(with_df, "loop") and hasattr(with_df, "auxbasis"):
@@ -238,11 +240,13 @@ def _coulomb(mf, auxmol, coeffs):
         except ValueError:
             df_auxmol = None
         if df_auxmol is not None and same_auxbasis(df_auxmol, auxmol):
+            if with_df._cderi is not None:
+                return coulomb_matrix_from_cderi(with_df, auxmol, coeffs)
+            scf_builds_tensor = any(hybrid_coefficients(mf)) or mf.mol.incore_anyway
             nao = mf.mol.nao
             tensor_mb = nao * (nao + 1) // 2 * auxmol.nao * 8 / 1e6
-            if with_df._cderi is not None or tensor_mb < 0.9 * (with_df.max_memory - lib.current_memory()[0]):
-                if with_df._cderi is None:
-                    with_df.build()
+            if scf_builds_tensor and tensor_mb < 0.9 * (with_df.max_memory - lib.current_memory()[0]):
+                with_df.build()
                 return coulomb_matrix_from_cderi(with_df, auxmol, coeffs)
     return coulomb_matrix(mf.mol, auxmol, coeffs)
 

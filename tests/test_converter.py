@@ -57,6 +57,18 @@ def test_converter_does_not_change_settings(water, water_coeffs):
     assert mf.mo_coeff is None
 
 
+def test_converter_keeps_the_scf_j_algorithm(water, water_coeffs):
+    """A pure functional keeps PySCF's direct RI-J (no stored tensor); a hybrid builds the tensor it needs anyway."""
+    pure = dft.RKS(water, xc="pbe").density_fit()
+    dm_direct = density_to_dm(pure, water_coeffs)
+    assert pure.with_df._cderi is None
+    pure.with_df.build()
+    assert np.abs(density_to_dm(pure, water_coeffs) - dm_direct).max() < 1e-8
+    hybrid = dft.RKS(water, xc="b3lyp").density_fit()
+    density_to_dm(hybrid, water_coeffs)
+    assert hybrid.with_df._cderi is not None
+
+
 @pytest.mark.parametrize("atom, charge, spin, cls, shape", [
     (AMMONIUM, 1, 0, dft.RKS, 2),
     (HYDROXIDE, -1, 0, dft.RKS, 2),
