@@ -85,3 +85,18 @@ def test_config_rejects_unknown_fields(tmp_path):
     path.write_text("shards: x.h5\nlearning_rate: 0.1\n")
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig.from_yaml(path)
+
+
+def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
+    export = tmp_path / "models" / "tiny"
+    train(_config(shard, tmp_path / "a", max_epochs=2, export_to=str(export)), progress=False)
+    from scfguess.registry import load_model
+
+    source = load_model(export)
+    warm = train(_config(shard, tmp_path / "b", max_epochs=1, lr=1e-9, init_from=str(export)), progress=False)
+    start = warm["warm_start_val"]["coulomb_per_atom"]
+    assert start == pytest.approx(source.metadata["validation"]["coulomb_per_atom"], rel=1e-4)
+    assert start < warm["baseline_val"]["coulomb_per_atom"]
+    other = dict(TINY_MODEL, num_layers=1)
+    with pytest.raises(ValueError, match="architecture"):
+        train(_config(shard, tmp_path / "c", model=other, init_from=str(export)), progress=False)

@@ -75,6 +75,10 @@ class TrainConfig:
         Memory budget for cached Coulomb metrics (recomputed beyond it).
     export_to : str, optional
         Model folder to export the best weights into.
+    init_from : str, optional
+        Warm start: a shipped model (name or folder) with the same architecture whose weights, references and
+        output scales replace the fresh initialisation; optimiser and schedule start fresh. Recorded in the
+        exported metadata.
     description : str
         One line stored in the exported metadata.
     """
@@ -97,6 +101,7 @@ class TrainConfig:
     reference_basis: str = "def2-svp"
     metric_cache_mb: float = 1000.0
     export_to: str | None = None
+    init_from: str | None = None
     description: str = ""
 
     @classmethod
@@ -340,6 +345,17 @@ def build_model(cfg: TrainConfig, train):
     return model
 
 
+def warm_start(model, source: str) -> None:
+    """Copy the weights, references and scales of the shipped model ``source`` into ``model`` (same architecture)."""
+    from scfguess.registry import load_model
+
+    start = load_model(source)
+    if start.module.config.to_dict() != model.config.to_dict():
+        raise ValueError(f"init_from={source!r}: its architecture {start.module.config.to_dict()} "
+                         f"differs from this config's {model.config.to_dict()}.")
+    model.load_state_dict(start.module.state_dict())
+
+
 def split_structures(cfg: TrainConfig, structures):
     """Training and validation structures from the stored molecule-level split; optional seeded subsample."""
     train = [s for s in structures if s["split"] == "train"]
@@ -397,6 +413,9 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
         log_path.unlink()
     if state["baseline"] is None:
         state["baseline"] = evaluate(model, val_set, metrics)  # the reference superposition alone (delta)
+        if cfg.init_from:
+            warm_start(model, cfg.init_from)
+            state["warm_start"] = evaluate(model, val_set, metrics)
 
     stop = {"flag": False}
 
@@ -468,7 +487,8 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
     save_checkpoint()
     summary = {
         "epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val": state.get("best_metrics"),
-        "baseline_val": state["baseline"], "stopped": state.get("stopped", "interrupted" if stop["flag"] else "max_epochs"),
+        "baseline_val": state["baseline"], "warm_start_val": state.get("warm_start"),
+        "stopped": state.get("stopped", "interrupted" if stop["flag"] else "max_epochs"),
         "n_train": len(train_set), "n_val": len(val_set),
         "n_train_molecules": len({s["molecule_id"] for s in train_set}),
         "n_val_molecules": len({s["molecule_id"] for s in val_set}),
@@ -503,6 +523,7 @@ def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str
             "best_epoch", "stopped", "minutes")},
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
         "validation": summary["best_val"], "validation_reference_only": summary["baseline_val"],
+        "init_from": cfg.init_from, "validation_at_warm_start": summary["warm_start_val"],
         "training_command": command, "domain": "neutral, closed-shell molecules of the listed elements",
     }
     card = model_card(cfg, model, summary, command)
@@ -535,7 +556,7 @@ structures ({summary['n_val_molecules']} molecules), sources {summary['sources']
 Training atoms per element: {summary['train_atoms_per_element']}; an element with no training atoms is predicted as
 its free-atom reference density alone.
 
-Reproduce: `{command}`
+Reproduce: `{command}`{f" (warm start from `{cfg.init_from}`, which must be present)" if cfg.init_from else ""}
 
 ## Validation (molecule-level split)
 | metric | reference superposition only | model |
