@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model
+.PHONY: demo test test-slow install clean bench-model bench-transfer
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ bench-model: $(STAMP)
 	$(BENCH) --molecules nci-41-60 --limit 15 --out results/model-nci-41-60/runs.sqlite
 	$(VENV)/bin/scfbench report results/model-nci-26-40/runs.sqlite
 	$(VENV)/bin/scfbench report results/model-nci-41-60/runs.sqlite
+
+# Transfer of the PBE/def2-SVP-trained model to another functional and another basis (nci-26-40, 10 molecules).
+# ML picks the guess label (default: the default model), WORKERS the worker processes.
+ML      ?= ml
+WORKERS ?= 2
+TRANSFER = $(VENV)/bin/scfbench run --molecules nci-26-40 --limit 10 --guess minao,$(ML) --workers $(WORKERS)
+bench-transfer: $(STAMP)
+	$(TRANSFER) --basis def2-svp --xc b3lyp --out results/transfer-b3lyp-svp/runs.sqlite
+	$(TRANSFER) --basis def2-tzvp --xc pbe --out results/transfer-pbe-tzvp/runs.sqlite
+	$(VENV)/bin/scfbench report results/transfer-b3lyp-svp/runs.sqlite
+	$(VENV)/bin/scfbench report results/transfer-pbe-tzvp/runs.sqlite
 
 clean:
 	rm -rf $(VENV) build *.egg-info
