@@ -72,15 +72,21 @@ def annotate(records: list[dict]) -> list[dict]:
 
     Added keys: ``delta_e`` (Hartree, energy minus the reference energy; NaN unless both converged),
     ``reference`` (bool: a converged reference exists), ``cycle_ratio``, ``fock_ratio``, ``wall_ratio``,
-    ``overhead_cycles`` (NaN where undefined), ``size_bin``.
+    ``overhead_cycles`` (NaN where undefined), ``size_bin``. A guess label stored with more than one model
+    (``ml`` before and after the default model changed) becomes ``LABEL@SHA8`` so that models are never mixed.
     """
     refs = {}
+    models = defaultdict(set)  # guess label -> model sha256s stored under it
+    for r in records:
+        models[r["guess"]].add(r.get("model_sha256"))
     for r in records:
         if r["guess"] == "minao" and r.get("status") == "ok":
             refs[_pair_key(r)] = r
     out = []
     for r in records:
         a = dict(r)
+        if len(models[r["guess"]]) > 1:  # e.g. "ml" before and after the default model changed
+            a["guess"] = f"{r['guess']}@{str(r.get('model_sha256'))[:8]}"
         ref = refs.get(_pair_key(r))
         has_ref = ref is not None and bool(ref.get("converged")) and (ref.get("cycles") or 0) > 0
         max_cycle = int(r.get("settings", {}).get("max_cycle", 50))
@@ -172,5 +178,5 @@ def _guess_order(labels) -> dict[str, int]:
     from scfbench.guesses import GUESS_KINDS
 
     rank = {g: i for i, g in enumerate(GUESS_KINDS)}
-    ordered = sorted(set(labels), key=lambda g: (rank.get(g.split(":")[0], len(rank)), g))
+    ordered = sorted(set(labels), key=lambda g: (rank.get(g.split(":")[0].split("@")[0], len(rank)), g))
     return {g: i for i, g in enumerate(ordered)}

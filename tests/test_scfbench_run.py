@@ -190,6 +190,13 @@ def test_metrics_definitions():
     assert not math.isnan(next(s for s in report["summary"] if s["guess"] == "minao")["ric"])
 
 
+def test_one_label_with_two_models_is_reported_per_model():
+    old, new = _record("a", "ml", 8), _record("a", "ml", 6)
+    old["model_sha256"], new["model_sha256"] = "1" * 64, "2" * 64
+    summary, _ = summarize(annotate([_record("a", "minao", 10), old, new]))
+    assert {s["guess"]: s["ric"] for s in summary} == {"minao": 1.0, "ml@11111111": 0.8, "ml@22222222": 0.6}
+
+
 def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
