@@ -190,6 +190,7 @@ class DensityModel(torch.nn.Module):
         super().__init__()
         self.config = config
         self.elements = tuple(config.elements)
+        self.auxbasis = config.auxbasis
         self.numbers = tuple(atomic_number(s) for s in self.elements)
         table = torch.full((119,), -1, dtype=torch.long)
         for i, z in enumerate(self.numbers):
@@ -324,11 +325,51 @@ class DensityModel(torch.nn.Module):
         numbers : array_like (n,) int
         positions_angstrom : array_like (n, 3), Å
         """
-        dtype = next(self.parameters()).dtype
-        with torch.no_grad():
-            pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
-            out = self(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos)
-        return out.double().numpy()
+        return _predict(self, numbers, positions_angstrom)
+
+
+class DensityEnsemble(torch.nn.Module):
+    """Mean of several density models over the same elements and auxiliary basis.
+
+    Averaging independently trained models lowers the variance part of the error; the mean of equivariant
+    predictions is equivariant. Members may differ in architecture.
+
+    Parameters
+    ----------
+    configs : sequence of ModelConfig
+        One per member, all with the same ``elements`` and ``auxbasis``.
+    """
+
+    def __init__(self, configs):
+        super().__init__()
+        configs = list(configs)
+        if len(configs) < 2:
+            raise ValueError("an ensemble needs at least two members.")
+        first = configs[0]
+        for c in configs[1:]:
+            if tuple(c.elements) != tuple(first.elements) or c.auxbasis != first.auxbasis:
+                raise ValueError(f"ensemble members must share elements and auxbasis; got {first.elements} / "
+                                 f"{first.auxbasis} and {c.elements} / {c.auxbasis}.")
+        self.members = torch.nn.ModuleList(DensityModel(c) for c in configs)
+        self.elements = self.members[0].elements
+        self.auxbasis = first.auxbasis
+        self.nfunc = self.members[0].nfunc
+
+    def forward(self, numbers, positions, batch=None):
+        """Mean of the members' coefficients, (naux,) PySCF aux order; see :meth:`DensityModel.forward`."""
+        return sum(m(numbers, positions, batch) for m in self.members) / len(self.members)
+
+    def predict(self, numbers, positions_angstrom) -> np.ndarray:
+        """Mean coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient."""
+        return _predict(self, numbers, positions_angstrom)
+
+
+def _predict(module, numbers, positions_angstrom) -> np.ndarray:
+    dtype = next(module.parameters()).dtype
+    with torch.no_grad():
+        pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
+        out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos)
+    return out.double().numpy()
 
 
 def atomic_reference_coefficients(symbol: str, basis: str = "def2-svp", auxbasis: str = "def2-universal-jfit"):

@@ -2,10 +2,11 @@
 
 A model is a folder ``<name>/`` holding
 
-- ``weights.pt``: the ``state_dict`` of a :class:`scfguess.model.DensityModel`, read with
-  ``torch.load(weights_only=True)`` (no code is unpickled);
+- ``weights.pt``: the ``state_dict`` of a :class:`scfguess.model.DensityModel` (or of a
+  :class:`~scfguess.model.DensityEnsemble`), read with ``torch.load(weights_only=True)`` (no code is unpickled);
 - ``metadata.json``: integer ``format_version``, ``sha256`` of ``weights.pt``, ``elements``, ``auxbasis``,
-  ``config`` (the :class:`~scfguess.model.ModelConfig`), the target definition, training data and command;
+  ``config`` (the :class:`~scfguess.model.ModelConfig`; an ensemble has ``members``, one config per member
+  instead), the target definition, training data and command;
 - ``model_card.md``: what the model saw and how well it does.
 
 Model folders are searched in the directories listed in ``$SCFGUESS_MODEL_DIR`` (``os.pathsep``-separated), then
@@ -25,8 +26,9 @@ import numpy as np
 
 from scfguess.errors import ModelNotInstalledError
 
-#: Newest metadata layout this version reads. 1: first layout (weights.pt + metadata.json + model_card.md).
-FORMAT_VERSION = 1
+#: Newest metadata layout this version reads. 1: first layout (weights.pt + metadata.json + model_card.md);
+#: 2: ensembles (``members`` instead of ``config``). Single models are still written as 1.
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "model_card.md"
@@ -120,7 +122,7 @@ class LoadedModel:
     def __init__(self, folder):
         import torch
 
-        from scfguess.model import DensityModel, ModelConfig
+        from scfguess.model import DensityEnsemble, DensityModel, ModelConfig
 
         folder = Path(folder)
         meta = read_metadata(folder)
@@ -131,8 +133,10 @@ class LoadedModel:
                 f"model {folder.name}: sha256 of {WEIGHTS_FILE} is {sha[:12]}…, metadata says "
                 f"{str(meta.get('sha256'))[:12]}…; the weights are corrupt or were replaced."
             )
-        config = ModelConfig.from_dict(meta["config"])
-        module = DensityModel(config)
+        if "members" in meta:
+            module = DensityEnsemble([ModelConfig.from_dict(c) for c in meta["members"]])
+        else:
+            module = DensityModel(ModelConfig.from_dict(meta["config"]))
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         module.eval()
         for p in module.parameters():
@@ -140,8 +144,8 @@ class LoadedModel:
         self.name = meta.get("name", folder.name)
         self.path = folder
         self.sha256 = sha
-        self.elements = list(config.elements)
-        self.auxbasis = config.auxbasis
+        self.elements = list(module.elements)
+        self.auxbasis = module.auxbasis
         self.metadata = meta
         self.module = module
 
@@ -237,7 +241,7 @@ def save_model(module, folder, metadata: dict, card: str) -> Path:
 
     Parameters
     ----------
-    module : scfguess.model.DensityModel
+    module : scfguess.model.DensityModel or scfguess.model.DensityEnsemble
         Saved in float32.
     folder : path
         Created if needed; its files are replaced.
@@ -260,11 +264,17 @@ def save_model(module, folder, metadata: dict, card: str) -> Path:
              for k, v in module.state_dict().items()}
     torch.save(state, folder / WEIGHTS_FILE)
     meta = dict(metadata)
+    members = getattr(module, "members", None)
+    configs = [m.config for m in members] if members is not None else [module.config]
     meta.update({
-        "format_version": FORMAT_VERSION, "name": folder.name, "sha256": sha256_file(folder / WEIGHTS_FILE),
-        "elements": list(module.config.elements), "auxbasis": module.config.auxbasis,
-        "config": module.config.to_dict(),
+        "format_version": 2 if members is not None else 1, "name": folder.name,
+        "sha256": sha256_file(folder / WEIGHTS_FILE),
+        "elements": list(configs[0].elements), "auxbasis": configs[0].auxbasis,
     })
+    if members is not None:
+        meta["members"] = [c.to_dict() for c in configs]
+    else:
+        meta["config"] = configs[0].to_dict()
     with open(folder / METADATA_FILE, "w") as fh:
         json.dump(meta, fh, indent=2, sort_keys=True)
         fh.write("\n")

@@ -100,3 +100,24 @@ def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
     other = dict(TINY_MODEL, num_layers=1)
     with pytest.raises(ValueError, match="architecture"):
         train(_config(shard, tmp_path / "c", model=other, init_from=str(export)), progress=False)
+
+
+def test_ensemble_of_two_trained_models(shard, tmp_path):
+    from scfguess.registry import load_model
+    from workflows.ensemble import build_ensemble
+
+    exports = []
+    for seed in (0, 1):
+        exports.append(tmp_path / "models" / f"tiny-{seed}")
+        train(_config(shard, tmp_path / f"run-{seed}", max_epochs=2, seed=seed, export_to=str(exports[-1])),
+              progress=False)
+    metrics = build_ensemble(tmp_path / "models" / "tiny-ens", [str(e) for e in exports], "test ensemble", "pytest")
+    members = [metrics[f"tiny-{seed}"]["coulomb_per_atom"] for seed in (0, 1)]
+    assert metrics["ensemble"]["coulomb_per_atom"] <= max(members)  # the error is convex in the prediction
+    ensemble = load_model(tmp_path / "models" / "tiny-ens")
+    assert [m["name"] for m in ensemble.metadata["member_models"]] == ["tiny-0", "tiny-1"]
+    atoms = molecule("CH3OH")
+    mean = np.mean([load_model(e).predict(atoms.numbers, atoms.positions) for e in exports], axis=0)
+    np.testing.assert_allclose(ensemble.predict(atoms.numbers, atoms.positions), mean, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="different models"):
+        build_ensemble(tmp_path / "models" / "bad", [str(exports[0]), str(exports[0])])

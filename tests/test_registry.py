@@ -69,3 +69,32 @@ def test_weights_load_without_pickled_code(model_dir):
     folder, _ = model_dir
     state = torch.load(Path(folder) / "tiny" / registry.WEIGHTS_FILE, weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_ensemble_predicts_the_mean_and_round_trips(tmp_path):
+    from scfguess.model import DensityEnsemble
+
+    torch.manual_seed(2)
+    other = ModelConfig(hidden_muls=(6, 4, 3, 2, 2), num_layers=2, radial_hidden=8, cutoff=3.5)
+    ensemble = DensityEnsemble([SMALL, other])
+    a, b = ensemble.members
+    for p in ensemble.parameters():  # heads start at zero; give the members distinct outputs
+        torch.nn.init.normal_(p, std=0.1)
+    mean = 0.5 * (a.predict(*WATER) + b.predict(*WATER))
+    np.testing.assert_allclose(ensemble.predict(*WATER), mean, rtol=1e-6, atol=1e-7)
+    assert np.abs(a.predict(*WATER) - b.predict(*WATER)).max() > 1e-4
+    registry.save_model(ensemble, tmp_path / "ens", {"description": "two members"}, "# ens\n")
+    meta = json.loads((tmp_path / "ens" / registry.METADATA_FILE).read_text())
+    assert meta["format_version"] == 2 and len(meta["members"]) == 2 and "config" not in meta
+    loaded = registry.load_model(tmp_path / "ens")
+    assert loaded.elements == list(SMALL.elements) and loaded.auxbasis == SMALL.auxbasis
+    np.testing.assert_allclose(loaded.predict(*WATER), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_members_must_match():
+    from scfguess.model import DensityEnsemble
+
+    with pytest.raises(ValueError, match="elements and auxbasis"):
+        DensityEnsemble([SMALL, ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=1, elements=("H", "C", "O"))])
+    with pytest.raises(ValueError, match="at least two"):
+        DensityEnsemble([SMALL])

@@ -16,10 +16,14 @@ import json
 DEFAULT_SHARDS = ("data/shards/shard-0000?.h5",)
 
 
-def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val") -> dict:
-    """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``."""
+def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None) -> dict:
+    """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``.
+
+    ``extra`` maps labels to further in-memory modules (e.g. an ensemble not yet saved) scored the same way.
+    """
     import torch
 
+    from scfguess.model import DensityModel
     from scfguess.registry import load_model
     from workflows.train import CoulombMetrics, evaluate, load_structures, resolve_shards
 
@@ -27,14 +31,17 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val") -> dict:
     if not structures:
         raise ValueError(f"no {split!r} structures in {list(shards)}.")
     out = {"structures": len(structures), "shards": list(shards), "split": split}
-    metrics = None
-    for i, name in enumerate(names):
+    modules = {}
+    for name in names:
         model = load_model(name)
+        modules[model.name] = model.module
+    modules.update(extra or {})
+    metrics = None
+    for i, (label, module) in enumerate(modules.items()):
         if metrics is None:
-            metrics = CoulombMetrics(model.auxbasis, 1000.0)
-        module = model.module
-        out[model.name] = evaluate(module, structures, metrics)
-        if i == 0 and module.config.delta:
+            metrics = CoulombMetrics(module.auxbasis, 1000.0)
+        out[label] = evaluate(module, structures, metrics)
+        if i == 0 and isinstance(module, DensityModel) and module.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
                 saved = [p.clone() for p in module.parameters()]
                 for head in module.heads:
