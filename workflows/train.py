@@ -350,6 +350,8 @@ def warm_start(model, source: str) -> None:
     from scfguess.registry import load_model
 
     start = load_model(source)
+    if not hasattr(start.module, "config"):
+        raise ValueError(f"init_from={source!r} is an ensemble; warm-start from one of its members instead.")
     if start.module.config.to_dict() != model.config.to_dict():
         raise ValueError(f"init_from={source!r}: its architecture {start.module.config.to_dict()} "
                          f"differs from this config's {model.config.to_dict()}.")
