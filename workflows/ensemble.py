@@ -10,6 +10,7 @@ members' shards (the split is fixed per parent molecule, so no member trained on
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -64,13 +65,11 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
 
 
 def _card(name, description, loaded, metrics, command) -> str:
-    from scfguess.model import count_parameters
-
     rows = [("reference superposition only", metrics.get("reference superposition only"))]
     rows += [(m.name, metrics[m.name]) for m in loaded] + [(f"**{name}** (mean)", metrics["ensemble"])]
     table = "\n".join(f"| {label} | {r['coulomb_per_atom']:.3g} | {r['mae']:.4g} | {r['rmse']:.4g} |"
                       for label, r in rows if r)
-    members = "\n".join(f"- `{m.name}` ({count_parameters(m.module)} parameters, sha256 {m.sha256[:12]}…): "
+    members = "\n".join(f"- `{m.name}` ({sum(p.numel() for p in m.module.parameters())} parameters, sha256 {m.sha256[:12]}…): "
                         f"`{m.metadata.get('training_command', '')}`" for m in loaded)
     return f"""# {name}
 
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
         parser.error("an ensemble needs at least two members.")
     folder = Path(args.name) if ("/" in args.name) else Path("models") / args.name
     metrics = build_ensemble(folder, args.members, args.description,
-                             command="python -m workflows.ensemble " + " ".join(sys.argv[1:] if argv is None else argv))
+                             command=shlex.join(["python", "-m", "workflows.ensemble", *(sys.argv[1:] if argv is None else argv)]))
     print(f"{folder}: validation Coulomb error per atom {metrics['ensemble']['coulomb_per_atom']:.4g} Ha", file=sys.stderr)
     return 0
 
