@@ -121,3 +121,12 @@ def test_ensemble_of_two_trained_models(shard, tmp_path):
     np.testing.assert_allclose(ensemble.predict(atoms.numbers, atoms.positions), mean, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="different models"):
         build_ensemble(tmp_path / "models" / "bad", [str(exports[0]), str(exports[0])])
+
+    from workflows.evaluate import guess_quality_of_models
+
+    xyz = tmp_path / "water.xyz"
+    xyz.write_text("3\n\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")
+    quality = guess_quality_of_models([str(exports[0]), str(tmp_path / "models" / "tiny-ens")], str(xyz), None)
+    scores = [quality[name] for name in ("tiny-0", "tiny-ens")]
+    assert all(0 < s["gradient_norm"] < 10 for s in scores)
+    assert min(s["energy_per_atom_above_best"] for s in scores) == 0.0

@@ -1,6 +1,11 @@
 """Compare installed models on one set of labelled structures (no SCF): Coulomb error per atom, MAE, RMSE.
 
     python -m workflows.evaluate nequip-s-v1 nequip-l-v2 [--shards "data/shards/shard-0000?.h5"] [--split val]
+    python -m workflows.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality nci-21-25 --limit 8
+
+``--guess-quality SET`` scores each model's *guess* instead, on SCFbench molecules (PBE/def2-SVP, SCFbench's
+default SCF settings): the orbital-gradient norm and energy of the converted guess, one Fock build per molecule and
+model and no SCF — a cheap stand-in for the cycle counts of an SCFbench run, for ranking models.
 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
@@ -54,13 +59,62 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     return out
 
 
+def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | None = 8, basis: str = "def2-svp",
+                            xc: str = "pbe") -> dict:
+    """Orbital-gradient norm and energy of each model's converted guess on SCFbench molecules (no SCF).
+
+    Returns
+    -------
+    dict
+        ``{"molecules": [ids], model name: {"gradient_norm": mean (Hartree), "energy_per_atom_above_best": mean over
+        molecules of (E_guess - lowest E_guess of the compared models) / atoms (Hartree), "per_molecule": {id:
+        [gradient norm, E_guess]}}}``. E_guess is the functional at the guess density matrix.
+    """
+    import numpy as np
+
+    from scfbench.guesses import guess_quality
+    from scfbench.jobs import ScfSettings, make_scf
+    from scfbench.sets import resolve_molecules
+    from scfguess.converter import convert
+    from scfguess.registry import load_model
+    from scfguess.structures import to_mole
+
+    models = [load_model(n) for n in names]
+    structures = resolve_molecules(molecules, limit=limit)
+    per = {m.name: {} for m in models}
+    for st in structures:
+        mol = to_mole(st, basis)
+        mf = make_scf(mol, xc, ScfSettings())
+        for m in models:
+            coeffs = m.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom"))
+            energy, gnorm = guess_quality(mf, convert(mf, coeffs).dm)
+            per[m.name][st.id] = [gnorm, energy]
+    best = {st.id: min(per[m.name][st.id][1] for m in models) for st in structures}
+    natoms = {st.id: len(st.numbers) for st in structures}
+    out = {"molecules": [st.id for st in structures], "basis": basis, "xc": xc}
+    for m in models:
+        rows = per[m.name]
+        out[m.name] = {
+            "gradient_norm": float(np.mean([g for g, _ in rows.values()])),
+            "energy_per_atom_above_best": float(np.mean([(e - best[i]) / natoms[i] for i, (_, e) in rows.items()])),
+            "per_molecule": rows,
+        }
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="installed model names")
     parser.add_argument("--shards", nargs="+", default=list(DEFAULT_SHARDS), help="shard files or glob patterns")
     parser.add_argument("--split", default="val", choices=("train", "val"))
+    parser.add_argument("--guess-quality", metavar="SET", help="score the guesses on SCFbench molecules instead")
+    parser.add_argument("--limit", type=int, default=8, help="molecules of --guess-quality SET (default 8)")
     args = parser.parse_args(argv)
-    print(json.dumps(evaluate_models(args.models, tuple(args.shards), args.split), indent=1))
+    if args.guess_quality:
+        result = guess_quality_of_models(args.models, args.guess_quality, args.limit)
+    else:
+        result = evaluate_models(args.models, tuple(args.shards), args.split)
+    print(json.dumps(result, indent=1))
     return 0
 
 
