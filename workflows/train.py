@@ -456,7 +456,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                    running += float(loss)
+                    running += float(loss.detach())
                     nb += 1
                     bar.set_postfix(loss=f"{running / nb:.4g}")
                     if stop["flag"] or (time.monotonic() - t_start) / 60 > cfg.max_minutes:
