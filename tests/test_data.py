@@ -212,3 +212,15 @@ def test_sigterm_seals_pending_results(tmp_path, monkeypatch):
     # the interrupted structure is labelled by the next run
     monkeypatch.setattr(label, "label_structure", lambda item, settings: _record(item["structure_id"]))
     assert label.run(tmp_path / "wl.jsonl", tmp_path / "data", shard_size=10)["labelled"] == 2
+
+
+def test_label_with_and_without_the_df_tensor_agree(tmp_path):
+    from workflows.label_timing import time_labels
+
+    item = {"structure_id": "nci-0", "source": "nci", "molecule_id": "nci-0", "smiles": "CO", "natoms": 6,
+            "elements": ["C", "H", "O"], "seed": 1, "jitter": False, "split": "train"}
+    worklist = tmp_path / "worklist.jsonl"
+    worklist.write_text(json.dumps(item) + "\n")
+    result = time_labels(str(worklist), start=0, n=1, repeats=1)
+    assert result["max_energy_difference"] < 1e-8
+    assert [r["df_tensor"] for r in result["runs"]] == [False, True] and result["speedup"] > 0

@@ -86,7 +86,7 @@ class NotConvergedError(RuntimeError):
     """The SCF of a structure did not converge within ``max_cycle`` iterations."""
 
 
-def label_structure(item: dict, settings: LabelSettings = LabelSettings()) -> dict:
+def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build_df_tensor: bool = True) -> dict:
     """Converged SCF and fitted density coefficients of one work-list structure.
 
     Parameters
@@ -95,6 +95,8 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings()) -> di
         Work-list entry (see :class:`workflows.structures.StructureItem`).
     settings : LabelSettings
         SCF and fitting settings.
+    build_df_tensor : bool
+        Build and keep the DF tensor before the SCF (same result; False leaves PySCF's direct RI-J, for timing).
 
     Returns
     -------
@@ -127,9 +129,9 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings()) -> di
     mf.init_guess = settings.init_guess
     mf.verbose = 0
     # Without a stored DF tensor PySCF runs direct RI-J, recomputing the three-centre integrals every cycle; the
-    # tensor of a <= 20-atom molecule takes < 0.1 GB and made labelling 1.5-1.6x faster with the same energy to
-    # 1e-10 Ha (two 19-20-atom fragments, 11 and 18 cycles).
-    mf.with_df.build()
+    # tensor of a <= 20-atom molecule takes < 0.1 GB (timing: python -m workflows.label_timing).
+    if build_df_tensor:
+        mf.with_df.build()
     energy = mf.kernel()
     if not mf.converged:
         raise NotConvergedError(f"SCF did not converge in {mf.cycles} cycles (energy {energy:.8f}).")
