@@ -111,7 +111,7 @@ class LoadedModel:
     elements : list of str
     auxbasis : str
     metadata : dict
-    module : scfguess.model.DensityModel
+    module : scfguess.model.DensityModel or scfguess.model.DensityEnsemble
     threads : int
         torch threads used by :meth:`predict` (1 by default: a molecule's graph is too small to gain from more,
         and extra threads only contend with the SCF on a busy machine).
