@@ -91,6 +91,7 @@ class ResultStore:
 
     def __init__(self, path: str | Path, *, create: bool = False, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         exists = check_store(self.path)
         if not exists and (not create or readonly):
             raise ValueError(f"results store {str(self.path)!r} does not exist.")
@@ -108,7 +109,9 @@ class ResultStore:
             self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Fold the write-ahead log into the store file (so that the file alone holds every record) and close."""
+        if not self.readonly:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
 
     def __enter__(self):

@@ -339,3 +339,19 @@ def test_oracle_starts_from_the_cached_minao_run(tmp_path):
     # Another functional has its own reference.
     other = run_job(Job(HF, "sto-3g", "lda", parse_guess("oracle"), settings, reference_dir=refs))
     assert other["reference_cached"] is False and other["status"] == "ok"
+
+
+def test_closed_store_file_holds_every_record(tmp_path):
+    """Records of a run killed before closing (here: a connection never closed) reach the file at the next close."""
+    from scfbench.store import ResultStore
+
+    path = tmp_path / "runs.sqlite"
+    killed = ResultStore(path, create=True)
+    killed.add(_record("a", "minao", 10))  # committed to the write-ahead log only
+    resumed = ResultStore(path, create=True)
+    resumed.add(_record("b", "minao", 12))
+    resumed.close()
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(path.read_bytes())  # the file alone, as git would commit it
+    assert sorted(r["molecule"] for r in ResultStore(copy, readonly=True).records()) == ["a", "b"]
+    killed.close()
