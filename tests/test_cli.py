@@ -159,7 +159,7 @@ def test_truncated_tampered_and_too_new_models(tmp_path, models, capsys):
     meta = json.loads((folder / registry.METADATA_FILE).read_text())
     meta["format_version"] = registry.FORMAT_VERSION + 1
     (folder / registry.METADATA_FILE).write_text(json.dumps(meta))
-    cases[folder] = "newer than the 1 this scfguess reads"
+    cases[folder] = f"newer than the {registry.FORMAT_VERSION} this scfguess reads"
     folder = shutil.copytree(models / "tiny", tmp_path / "badjson")
     (folder / registry.METADATA_FILE).write_text('{"format_version": 1, "sha')
     cases[folder] = "cannot read density model .*badjson"
