@@ -116,6 +116,20 @@ def test_work_list_uses_training_pool_only_and_splits_by_parent():
     assert first["distinct_molecules"] >= 800
 
 
+def test_held_out_molecules_are_validation_parents_never_trained_on():
+    from scfbench.nci import evaluation_molecules
+
+    held_out = structures.held_out_structures(21, 40, limit=4)
+    assert len(held_out) == 4 and all(21 <= len(st.numbers) <= 40 for st in held_out)
+    parents = {st.id.removeprefix("held-out-") for st in held_out}
+    items = structures.read_work_list(ROOT / "data" / "worklist.jsonl")
+    assert {it["split"] for it in items if it["molecule_id"] in parents} == {"val"}
+    assert not {it["molecule_id"] for it in items if it["split"] == "train"} & parents
+    evaluation = {f"nci-{m.nci_id}" for m in evaluation_molecules()}
+    assert not parents & evaluation
+    assert [st.id for st in structures.held_out_structures(21, 40, limit=2)] == [st.id for st in held_out[:2]]
+
+
 def test_conformer_geometry_is_deterministic_and_displaced():
     item = {"structure_id": "x-c1", "source": "conformer", "molecule_id": "x", "smiles": "CCO", "natoms": 9,
             "elements": ["C", "H", "O"], "seed": 1, "jitter": True, "split": "train"}

@@ -2,10 +2,13 @@
 
     python -m workflows.evaluate nequip-s-v1 nequip-l-v2 [--shards "data/shards/shard-0000?.h5"] [--split val]
     python -m workflows.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality nci-21-25 --limit 8
+    python -m workflows.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality held-out-21-40 --limit 16
 
 ``--guess-quality SET`` scores each model's *guess* instead, on SCFbench molecules (PBE/def2-SVP, SCFbench's
 default SCF settings): the orbital-gradient norm and energy of the converted guess, one Fock build per molecule and
-model and no SCF — a cheap stand-in for the cycle counts of an SCFbench run, for ranking models.
+model and no SCF — a cheap stand-in for the cycle counts of an SCFbench run, for ranking models. ``SET`` is an
+SCFbench set or file, or ``held-out-LO-HI``: the validation-split training-pool molecules of LO..HI atoms
+(:func:`workflows.structures.held_out_structures`), the set for choosing models without touching a benchmark set.
 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
@@ -59,6 +62,19 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     return out
 
 
+def _guess_quality_structures(molecules: str, limit: int | None) -> list:
+    """SCFbench set/file structures, or ``held-out-LO-HI`` ones."""
+    import re
+
+    from scfbench.sets import resolve_molecules
+    from workflows.structures import held_out_structures
+
+    held_out = re.fullmatch(r"held-out-(\d+)-(\d+)", molecules)
+    if held_out:
+        return held_out_structures(int(held_out[1]), int(held_out[2]), limit)
+    return resolve_molecules(molecules, limit=limit)
+
+
 def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | None = 8, basis: str = "def2-svp",
                             xc: str = "pbe") -> dict:
     """Orbital-gradient norm and energy of each model's converted guess on SCFbench molecules (no SCF).
@@ -66,7 +82,8 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
     Returns
     -------
     dict
-        ``{"molecules": [ids], model name: {"gradient_norm": mean (Hartree), "energy_per_atom_above_best": mean over
+        ``{"molecules": [ids], model name: {"gradient_norm": mean (Hartree), "gradient_norm_geomean": geometric
+        mean (Hartree; SCF cycles go roughly with its logarithm), "energy_per_atom_above_best": mean over
         molecules of (E_guess - lowest E_guess of the compared models) / atoms (Hartree), "per_molecule": {id:
         [gradient norm, E_guess]}}}``. E_guess is the functional at the guess density matrix.
     """
@@ -74,13 +91,12 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
 
     from scfbench.guesses import guess_quality
     from scfbench.jobs import ScfSettings, make_scf
-    from scfbench.sets import resolve_molecules
     from scfguess.converter import convert
     from scfguess.registry import load_model
     from scfguess.structures import to_mole
 
     models = [load_model(n) for n in names]
-    structures = resolve_molecules(molecules, limit=limit)
+    structures = _guess_quality_structures(molecules, limit)
     per = {m.name: {} for m in models}
     for st in structures:
         mol = to_mole(st, basis)
@@ -96,6 +112,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         rows = per[m.name]
         out[m.name] = {
             "gradient_norm": float(np.mean([g for g, _ in rows.values()])),
+            "gradient_norm_geomean": float(np.exp(np.mean([np.log(g) for g, _ in rows.values()]))),
             "energy_per_atom_above_best": float(np.mean([(e - best[i]) / natoms[i] for i, (_, e) in rows.items()])),
             "per_molecule": rows,
         }

@@ -95,6 +95,39 @@ def split_of(molecule_id: str, val_fraction: float = 0.1) -> str:
     return "val" if h / 2**64 < val_fraction else "train"
 
 
+def held_out_structures(min_atoms: int = 21, max_atoms: int = 40, limit: int | None = None,
+                        val_fraction: float = 0.1) -> list:
+    """Larger training-pool molecules of the validation split, for choosing models by their guesses.
+
+    The parents of the ``val`` split with ``min_atoms``..``max_atoms`` atoms: never labelled, and their
+    fragments are validation structures, so a model trained on the ``train`` split saw neither them nor a
+    fragment cut only from them. Unlike
+    the ≤ 20-atom validation structures they are as large as SCFbench's molecules, and unlike ``nci-*`` sets
+    they are not benchmark molecules. Geometry as SCFbench builds it (:func:`scfbench.nci.embed`).
+
+    Parameters
+    ----------
+    min_atoms, max_atoms : int
+        Inclusive bounds on the atom count including hydrogens.
+    limit : int, optional
+        The first ``limit`` molecules in a fixed pseudo-random order (sha256 of the id), so a short list is a
+        sample across sizes.
+
+    Returns
+    -------
+    list of scfguess.structures.Structure
+        Ids ``"held-out-nci-<NCI id>"``, neutral singlets.
+    """
+    from scfguess.structures import from_atoms
+
+    molecules = [m for m in nci.training_pool(min_atoms=min_atoms, max_atoms=max_atoms)
+                 if split_of(f"nci-{m.nci_id}", val_fraction) == "val"]
+    molecules.sort(key=lambda m: hashlib.sha256(str(m.nci_id).encode()).hexdigest())
+    return [from_atoms(nci.embed(m.smiles), f"held-out-nci-{m.nci_id}", charge=0, spin=0,
+                       source=f"NCI first_5K id {m.nci_id}: {m.smiles} (training pool, validation split)")
+            for m in molecules[:limit]]
+
+
 def _canonical(mol) -> str:
     from rdkit import Chem
 
