@@ -18,6 +18,9 @@ Molecules whose reference is missing or did not converge are left out of the rat
     mean of (guess + SCF seconds) / (minao guess + SCF seconds), over runs that did not fail.
 ``overhead_cycles``
     mean guess seconds divided by the seconds of one SCF cycle of the reference (its SCF seconds / cycles).
+``guess_gradient_norm``
+    geometric mean of the orbital-gradient norm of the initial guess (Hartree), over runs that recorded it; SCF
+    cycles go roughly with its logarithm, so it separates guesses whose cycle counts tie.
 ``converged``
     fraction of runs that converged (failed runs count as not converged).
 ``same_energy``
@@ -42,7 +45,8 @@ SIZE_BINS: tuple[tuple[str, int, float], ...] = (
 
 #: Keys of every summary row (JSON ``summary``), in order; other tools read these names.
 SUMMARY_KEYS: tuple[str, ...] = ("guess", "basis", "xc", "n", "converged", "same_energy", "mean_cycles", "ric",
-                                 "median_ratio", "effective_ratio", "wall_ratio", "overhead_cycles")
+                                 "median_ratio", "effective_ratio", "wall_ratio", "overhead_cycles",
+                                 "guess_gradient_norm")
 
 #: Keys of every run (JSON ``runs``), in order; other tools read these names.
 RUN_KEYS: tuple[str, ...] = ("molecule", "natoms", "charge", "spin", "guess", "basis", "xc", "cycles", "converged",
@@ -122,6 +126,11 @@ def _median(values) -> float:
     return float(np.median(values)) if values else math.nan
 
 
+def _geomean(values) -> float:
+    values = [v for v in values if v > 0 and not math.isnan(v)]
+    return float(np.exp(np.mean(np.log(values)))) if values else math.nan
+
+
 def _row(runs: list[dict], tol: float) -> dict:
     n = len(runs)
     with_ref = [r for r in runs if r["reference"]]
@@ -136,6 +145,7 @@ def _row(runs: list[dict], tol: float) -> dict:
         "effective_ratio": _mean([r["fock_ratio"] for r in with_ref]),
         "wall_ratio": _mean([r["wall_ratio"] for r in with_ref]),
         "overhead_cycles": _mean([r["overhead_cycles"] for r in with_ref]),
+        "guess_gradient_norm": _geomean([_num(r.get("guess_gradient_norm")) for r in runs if r.get("status") == "ok"]),
         "failed": sum(1 for r in runs if r.get("status") != "ok"),
         "excluded": n - len(with_ref),
     }

@@ -78,7 +78,7 @@ _COLUMNS = (("guess", "guess", "{}"), ("n", "n", "{:d}"), ("conv", "converged", 
             ("sameE", "same_energy", "{:.0%}"), ("cycles", "mean_cycles", "{:.1f}"), ("RIC", "ric", "{:.3f}"),
             ("median", "median_ratio", "{:.3f}"), ("eff", "effective_ratio", "{:.3f}"),
             ("wall", "wall_ratio", "{:.3f}"), ("ovh/cyc", "overhead_cycles", "{:.2f}"),
-            ("failed", "failed", "{:d}"), ("excl", "excluded", "{:d}"))
+            ("gnorm", "guess_gradient_norm", "{:.3g}"), ("failed", "failed", "{:d}"), ("excl", "excluded", "{:d}"))
 
 
 def _cell(fmt: str, value) -> str:
@@ -114,7 +114,7 @@ def format_table(report: dict) -> str:
                 lines.extend("  " + t for t in _table(rows, _COLUMNS))
         lines.append("")
     lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
-                 "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; excl: no converged minao "
+                 "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean orbital-gradient norm of the guess (Ha); excl: no converged minao "
                  "reference.")
     return "\n".join(lines)
 

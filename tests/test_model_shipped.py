@@ -32,7 +32,9 @@ def test_shipped_model_metadata(shipped):
     meta = shipped.metadata
     assert meta["format_version"] >= 1 and meta["sha256"] == shipped.sha256
     assert {"H", "C", "N", "O", "F", "P", "S", "Cl"} <= set(shipped.elements)
-    assert meta["training"]["n_train"] > 0 and meta["training_command"]
+    assert meta["training_command"]
+    trained = meta.get("member_models", [meta])  # an ensemble records the training of each member
+    assert trained and all(m["training"]["n_train"] > 0 for m in trained)
 
 
 def test_water_guess_converges_to_minao_energy(shipped):

@@ -171,6 +171,8 @@ def test_metrics_definitions():
         _record("c", "minao", 50, converged=False), _record("c", "g", 8),
         _record("d", "minao", 10), _record("d", "g", None, converged=False, energy=None, status="failed"),
     ]
+    for record, gnorm in zip(records[1::2], (0.1, 0.4, None, 9.0)):  # the failed run's value is not used
+        record["guess_gradient_norm"] = gnorm
     summary, by_size = summarize(annotate(records), tol=1e-6)
     g = next(s for s in summary if s["guess"] == "g")
     ratios = [0.5, 50 / 20, 50 / 10]  # c is excluded (minao did not converge); d failed -> max_cycle
@@ -179,6 +181,7 @@ def test_metrics_definitions():
     assert g["effective_ratio"] == pytest.approx((0.6 + 2.5 + 5.0) / 3)
     assert g["wall_ratio"] == pytest.approx(((0.7 / 1.1) + (1.1 / 1.1)) / 2)
     assert g["overhead_cycles"] == pytest.approx((0.2 / 0.1 + 0.1 / 0.05) / 2)
+    assert g["guess_gradient_norm"] == pytest.approx(0.2)  # geometric mean of 0.1 and 0.4
     assert g["converged"] == 0.5 and g["same_energy"] == pytest.approx(1 / 3)
     assert g["excluded"] == 1 and g["failed"] == 1 and g["n"] == 4
     assert {r["bin"] for r in by_size if r["guess"] == "g"} == {"<=20", "21-40"}
