@@ -35,7 +35,7 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["SIZE_BINS", "size_bin", "annotate", "summarize", "SUMMARY_KEYS", "RUN_KEYS"]
+__all__ = ["SIZE_BINS", "size_bin", "annotate", "summarize", "geometric_mean", "SUMMARY_KEYS", "RUN_KEYS"]
 
 #: Atom-count bins (inclusive upper bounds) of the size breakdown.
 SIZE_BINS: tuple[tuple[str, int, float], ...] = (
@@ -126,7 +126,8 @@ def _median(values) -> float:
     return float(np.median(values)) if values else math.nan
 
 
-def _geomean(values) -> float:
+def geometric_mean(values) -> float:
+    """Geometric mean of the positive, non-NaN values; NaN when there are none."""
     values = [v for v in values if v > 0 and not math.isnan(v)]
     return float(np.exp(np.mean(np.log(values)))) if values else math.nan
 
@@ -145,7 +146,7 @@ def _row(runs: list[dict], tol: float) -> dict:
         "effective_ratio": _mean([r["fock_ratio"] for r in with_ref]),
         "wall_ratio": _mean([r["wall_ratio"] for r in with_ref]),
         "overhead_cycles": _mean([r["overhead_cycles"] for r in with_ref]),
-        "guess_gradient_norm": _geomean([_num(r.get("guess_gradient_norm")) for r in runs if r.get("status") == "ok"]),
+        "guess_gradient_norm": geometric_mean([_num(r.get("guess_gradient_norm")) for r in runs if r.get("status") == "ok"]),
         "failed": sum(1 for r in runs if r.get("status") != "ok"),
         "excluded": n - len(with_ref),
     }

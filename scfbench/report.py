@@ -114,8 +114,8 @@ def format_table(report: dict) -> str:
                 lines.extend("  " + t for t in _table(rows, _COLUMNS))
         lines.append("")
     lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
-                 "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean orbital-gradient norm of the guess (Ha); excl: no converged minao "
-                 "reference.")
+                 "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean "
+                 "orbital-gradient norm of the guess (Ha); excl: no converged minao reference.")
     return "\n".join(lines)
 
 

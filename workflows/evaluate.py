@@ -91,6 +91,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
 
     from scfbench.guesses import guess_quality
     from scfbench.jobs import ScfSettings, make_scf
+    from scfbench.metrics import geometric_mean
     from scfguess.converter import convert
     from scfguess.registry import load_model
     from scfguess.structures import to_mole
@@ -112,7 +113,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         rows = per[m.name]
         out[m.name] = {
             "gradient_norm": float(np.mean([g for g, _ in rows.values()])),
-            "gradient_norm_geomean": float(np.exp(np.mean([np.log(g) for g, _ in rows.values()]))),
+            "gradient_norm_geomean": geometric_mean([g for g, _ in rows.values()]),
             "energy_per_atom_above_best": float(np.mean([(e - best[i]) / natoms[i] for i, (_, e) in rows.items()])),
             "per_molecule": rows,
         }

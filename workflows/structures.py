@@ -101,9 +101,8 @@ def held_out_structures(min_atoms: int = 21, max_atoms: int = 40, limit: int | N
 
     The parents of the ``val`` split with ``min_atoms``..``max_atoms`` atoms: never labelled, and their
     fragments are validation structures, so a model trained on the ``train`` split saw neither them nor a
-    fragment cut only from them. Unlike
-    the ≤ 20-atom validation structures they are as large as SCFbench's molecules, and unlike ``nci-*`` sets
-    they are not benchmark molecules. Geometry as SCFbench builds it (:func:`scfbench.nci.embed`).
+    fragment cut only from them. Unlike the ≤ 20-atom validation structures they are as large as SCFbench's
+    molecules, and unlike the ``nci-*`` sets they are not benchmark molecules. Geometry as SCFbench builds it (:func:`scfbench.nci.embed`).
 
     Parameters
     ----------
