@@ -33,7 +33,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
 
     from scfguess.model import DensityModel
     from scfguess.registry import load_model
-    from workflows.train import CoulombMetrics, evaluate, load_structures, resolve_shards
+    from workflows.train import coulomb_metrics, evaluate, load_structures, resolve_shards
 
     structures = [s for s in load_structures(resolve_shards(shards)) if s["split"] == split]
     if not structures:
@@ -47,7 +47,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     metrics = None
     for i, (label, module) in enumerate(modules.items()):
         if metrics is None:
-            metrics = CoulombMetrics(module.auxbasis, 1000.0)
+            metrics = {"coulomb": coulomb_metrics(module.auxbasis, 1000.0)}
         out[label] = evaluate(module, structures, metrics)
         if i == 0 and isinstance(module, DensityModel) and module.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone

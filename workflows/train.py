@@ -12,6 +12,9 @@ Targets are the shards' Coulomb-fitted coefficients in PySCF aux order. Splittin
 Losses (``loss_weights`` combines them):
 - ``coulomb``: (c - c_ref)ᵀ J (c - c_ref) with J = (P|Q) of the structure's auxiliary molecule (Hartree), summed over
   structures and divided by the number of atoms in the batch;
+- ``gradient``: (c - c_ref)ᵀ M (c - c_ref) with M the occupied-virtual Coulomb-response metric of
+  :mod:`workflows.gradient_metric` (Hartree²: the squared occupied-virtual block of the guess's Coulomb-matrix
+  error), summed and divided the same way;
 - ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss).
 """
 
@@ -33,7 +36,7 @@ import numpy as np
 
 from scfguess import keys as K
 
-LOSSES = ("coulomb", "mae_rmse")
+LOSSES = ("coulomb", "gradient", "mae_rmse")
 
 
 @dataclass(frozen=True)
@@ -50,12 +53,15 @@ class TrainConfig:
         Fields of :class:`scfguess.model.ModelConfig`.
     loss_weights : dict
         Weight of each loss in ``LOSSES``; zero or absent terms are skipped.
+    select_on : str
+        Validation metric (``coulomb`` or ``gradient``, per atom) that picks the best epoch and drives the
+        learning-rate schedule and early stopping.
     batch_size : int
         Structures per optimisation step.
     lr : float
         Initial Adam learning rate.
     lr_factor, lr_patience : float, int
-        ReduceLROnPlateau on the validation Coulomb error: multiply by ``lr_factor`` after ``lr_patience`` epochs
+        ReduceLROnPlateau on the ``select_on`` validation metric: multiply by ``lr_factor`` after ``lr_patience`` epochs
         without improvement.
     min_lr : float
         Learning rate floor.
@@ -72,7 +78,7 @@ class TrainConfig:
     reference_basis : str
         Orbital basis of the free-atom minao references (delta learning).
     metric_cache_mb : float
-        Memory budget for cached Coulomb metrics (recomputed beyond it).
+        Memory budget for cached per-structure metrics (recomputed beyond it).
     export_to : str, optional
         Model folder to export the best weights into.
     init_from : str, optional
@@ -87,6 +93,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     model: dict = field(default_factory=dict)
     loss_weights: dict = field(default_factory=lambda: {"coulomb": 1.0})
+    select_on: str = "coulomb"
     batch_size: int = 8
     lr: float = 5e-3
     lr_factor: float = 0.5
@@ -119,6 +126,8 @@ class TrainConfig:
         for name in data.get("loss_weights", {}) or {}:
             if name not in LOSSES:
                 raise ValueError(f"{path}: unknown loss {name!r}; choose from {LOSSES}.")
+        if data.get("select_on", "coulomb") not in ("coulomb", "gradient"):
+            raise ValueError(f"{path}: select_on must be 'coulomb' or 'gradient', got {data['select_on']!r}.")
         return cls(**data)
 
 
@@ -155,20 +164,41 @@ def load_structures(paths) -> list[dict]:
     return out
 
 
-class CoulombMetrics:
-    """J = (P|Q) of each structure's auxiliary molecule, computed on first use and cached within a memory budget."""
+class MetricCache:
+    """A (naux, naux) metric per structure, computed on first use and cached within a memory budget.
 
-    def __init__(self, auxbasis: str, budget_mb: float):
-        self.auxbasis = auxbasis
+    Parameters
+    ----------
+    compute : callable
+        ``compute(structure) -> ndarray (naux, naux)``.
+    budget_mb : float
+        Memory for cached metrics (float32); beyond it metrics are recomputed on every use.
+    """
+
+    def __init__(self, compute, budget_mb: float):
+        self.compute = compute
         self.budget = budget_mb * 1e6
         self.used = 0.0
         self.cache: dict[str, np.ndarray] = {}
 
     def __call__(self, s: dict) -> np.ndarray:
-        """(naux, naux) float32 metric of structure ``s`` (Hartree units, PySCF aux order)."""
+        """(naux, naux) float32 metric of structure ``s`` (PySCF aux order)."""
         key = s["structure_id"]
         if key in self.cache:
             return self.cache[key]
+        metric = np.asarray(self.compute(s), dtype=np.float32)
+        if metric.shape[0] != len(s["coeffs"]):
+            raise ValueError(f"structure {key}: {len(s['coeffs'])} coefficients but {metric.shape[0]} aux functions.")
+        if self.used + metric.nbytes <= self.budget:
+            self.cache[key] = metric
+            self.used += metric.nbytes
+        return metric
+
+
+def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
+    """Cached J = (P|Q) of each structure's auxiliary molecule (Hartree)."""
+
+    def compute(s):
         from pyscf import gto
         from pyscf.data.elements import ELEMENTS
 
@@ -179,13 +209,16 @@ class CoulombMetrics:
                        verbose=0)
         mol.spin = int(sum(s["numbers"])) % 2
         mol.build()
-        metric = make_auxmol(mol, self.auxbasis).intor("int2c2e", hermi=1).astype(np.float32)
-        if metric.shape[0] != len(s["coeffs"]):
-            raise ValueError(f"structure {key}: {len(s['coeffs'])} coefficients but {metric.shape[0]} aux functions.")
-        if self.used + metric.nbytes <= self.budget:
-            self.cache[key] = metric
-            self.used += metric.nbytes
-        return metric
+        return make_auxmol(mol, auxbasis).intor("int2c2e", hermi=1)
+
+    return MetricCache(compute, budget_mb)
+
+
+def gradient_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
+    """Cached occupied-virtual Coulomb-response metric M of each structure (:mod:`workflows.gradient_metric`)."""
+    from workflows.gradient_metric import gradient_metric
+
+    return MetricCache(lambda s: gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis), budget_mb)
 
 
 def element_statistics(model, structures, metric=None):
@@ -262,27 +295,33 @@ def batch_tensors(structures, model):
 
 
 def losses(pred, target, bounds, structures, metrics, natoms):
-    """Coulomb and MAE+RMSE losses of a batch (see the module docstring); dict name -> scalar tensor."""
+    """Losses of a batch (see the module docstring); dict name -> scalar tensor.
+
+    ``metrics`` maps a quadratic-form loss name (``coulomb``, ``gradient``) to its :class:`MetricCache`; each is
+    Σ_structures eᵀ M e divided by ``natoms``.
+    """
     import torch
 
     err = pred - target
-    coulomb = pred.new_zeros(())
-    if metrics is not None:
+    out = {}
+    for name, metric in metrics.items():
+        total = pred.new_zeros(())
         for k, s in enumerate(structures):
             e = err[bounds[k]:bounds[k + 1]]
-            coulomb = coulomb + e @ (torch.from_numpy(metrics(s)) @ e)
-        coulomb = coulomb / natoms
-    mae_rmse = err.abs().mean() + torch.sqrt((err * err).mean())
-    return {"coulomb": coulomb, "mae_rmse": mae_rmse}
+            total = total + e @ (torch.from_numpy(metric(s)) @ e)
+        out[name] = total / natoms
+    out["mae_rmse"] = err.abs().mean() + torch.sqrt((err * err).mean())
+    return out
 
 
 def evaluate(model, structures, metrics, batch_size=16):
-    """Validation metrics: Coulomb error per atom (Hartree), MAE, RMSE, and per-element RMSE of coefficients."""
+    """Validation metrics: ``<name>_per_atom`` for each metric in ``metrics`` (dict name -> :class:`MetricCache`;
+    Coulomb error in Hartree, gradient metric in Hartree²), MAE, RMSE, and per-element RMSE of coefficients."""
     import torch
     from pyscf.data.elements import ELEMENTS
 
     model.eval()
-    total = {"coulomb": 0.0, "abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0}
+    total = {"abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0, **{name: 0.0 for name in metrics}}
     per_element: dict[str, list[float]] = {}
     with torch.no_grad():
         for start in range(0, len(structures), batch_size):
@@ -292,7 +331,8 @@ def evaluate(model, structures, metrics, batch_size=16):
             err = (pred - target).double()
             for k, s in enumerate(chunk):
                 e = err[bounds[k]:bounds[k + 1]].numpy()
-                total["coulomb"] += float(e @ metrics(s).astype(np.float64) @ e)
+                for name, metric in metrics.items():
+                    total[name] += float(e @ metric(s).astype(np.float64) @ e)
                 offset = 0
                 for z in s["numbers"]:
                     sym = ELEMENTS[int(z)]
@@ -309,7 +349,7 @@ def evaluate(model, structures, metrics, batch_size=16):
     model.train()
     n = max(total["n"], 1)
     return {
-        "coulomb_per_atom": total["coulomb"] / max(total["atoms"], 1),
+        **{f"{name}_per_atom": total[name] / max(total["atoms"], 1) for name in metrics},
         "mae": total["abs"] / n,
         "rmse": math.sqrt(total["sq"] / n),
         "rmse_per_element": {s: math.sqrt(v[0] / v[1]) for s, v in sorted(per_element.items())},
@@ -398,7 +438,12 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
     train_set, val_set = split_structures(cfg, structures)
     weights = {k: float(v) for k, v in cfg.loss_weights.items() if float(v) != 0.0}
     model = build_model(cfg, train_set)
-    metrics = CoulombMetrics(model.config.auxbasis, cfg.metric_cache_mb)
+    aux = model.config.auxbasis
+    metrics = {"coulomb": coulomb_metrics(aux, cfg.metric_cache_mb)}  # always reported
+    if "gradient" in weights or cfg.select_on == "gradient":
+        metrics["gradient"] = gradient_metrics(aux, cfg.metric_cache_mb)
+    loss_metrics = {name: m for name, m in metrics.items() if name in weights}
+    select_key = f"{cfg.select_on}_per_atom"
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience, min_lr=cfg.min_lr)
@@ -436,8 +481,8 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
         with open(log_path, "a", newline="") as log_fh:
             writer = csv.writer(log_fh)
             if new_log:
-                writer.writerow(["epoch", "lr", "train_loss", "val_coulomb_per_atom", "val_mae", "val_rmse",
-                                 "seconds"])
+                writer.writerow(["epoch", "lr", "train_loss"] + [f"val_{name}_per_atom" for name in metrics]
+                                + ["val_mae", "val_rmse", "seconds"])
             while state["epoch"] < cfg.max_epochs and not stop["flag"]:
                 epoch = state["epoch"]
                 order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_set))
@@ -450,8 +495,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                     chunk = [train_set[i] for i in order[start:start + cfg.batch_size]]
                     numbers, positions, batch, target, bounds = batch_tensors(chunk, model)
                     pred = model(numbers, positions, batch)
-                    parts = losses(pred, target, bounds, chunk, metrics if "coulomb" in weights else None,
-                                   len(numbers))
+                    parts = losses(pred, target, bounds, chunk, loss_metrics, len(numbers))
                     loss = sum(w * parts[name] for name, w in weights.items())
                     optimizer.zero_grad()
                     loss.backward()
@@ -464,18 +508,19 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                 if nb == 0 or (stop["flag"] and start + cfg.batch_size < len(order)):
                     break  # interrupted mid-epoch: the checkpoint of the last full epoch stays
                 val = evaluate(model, val_set, metrics)
-                scheduler.step(val["coulomb_per_atom"])
+                scheduler.step(val[select_key])
                 state["epoch"] = epoch + 1
-                if val["coulomb_per_atom"] < state["best"]:
-                    state.update(best=val["coulomb_per_atom"], best_epoch=epoch, bad_epochs=0, best_metrics=val)
+                if val[select_key] < state["best"]:
+                    state.update(best=val[select_key], best_epoch=epoch, bad_epochs=0, best_metrics=val)
                     _atomic_save(model.state_dict(), best_path)
                 else:
                     state["bad_epochs"] += 1
-                writer.writerow([epoch, optimizer.param_groups[0]["lr"], running / nb, val["coulomb_per_atom"],
-                                 val["mae"], val["rmse"], round(time.monotonic() - t_epoch, 2)])
+                writer.writerow([epoch, optimizer.param_groups[0]["lr"], running / nb]
+                                + [val[f"{name}_per_atom"] for name in metrics]
+                                + [val["mae"], val["rmse"], round(time.monotonic() - t_epoch, 2)])
                 log_fh.flush()
                 save_checkpoint()
-                print(f"epoch {epoch}: train {running / nb:.5g}  val coulomb/atom {val['coulomb_per_atom']:.5g}  "
+                print(f"epoch {epoch}: train {running / nb:.5g}  val {cfg.select_on}/atom {val[select_key]:.5g}  "
                       f"rmse {val['rmse']:.4g}  lr {optimizer.param_groups[0]['lr']:.2g}", file=sys.stderr)
                 if state["bad_epochs"] >= cfg.early_stop_patience:
                     state["stopped"] = "early stopping"

@@ -1,0 +1,78 @@
+"""Orbital-gradient metric of a density error: how much a coefficient error disturbs the guess's Fock matrix.
+
+An error Δc in the density coefficients changes the Coulomb matrix of the guess by ΔJ_μν = Σ_P (μν|P) Δc_P. What
+slows the SCF is the occupied-virtual block of that change in the converged orbitals, ΔF_ia (it rotates the
+guess orbitals away from the converged ones and is, to first order, the orbital gradient of the guess). Its
+squared norm is a quadratic form in Δc,
+
+    ‖ΔJ_ov‖² = Δcᵀ M Δc,   M_PQ = Σ_ia (P|ia)(ia|Q),
+
+with (P|ia) the three-centre integrals in the orbitals of the label density's Fock matrix (h + J + V_xc of the fitted
+coefficients, PBE on a level-1 grid, the converter's construction). The Coulomb metric (P|Q) weighs every part
+of the density's field alike; M keeps only what reaches the occupied-virtual block. The V_xc part of ΔF is left
+out: on 10 validation structures it was a third of the Coulomb part and of opposite sign (README, "Training data
+and model").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_ORBITAL_BASIS = "def2-svp"
+
+
+def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFAULT_ORBITAL_BASIS,
+                    xc: str = "pbe", grids_level: int = 1) -> np.ndarray:
+    """Occupied-virtual Coulomb-response metric M of one closed-shell structure.
+
+    Parameters
+    ----------
+    numbers : array (n,) int
+        Atomic numbers.
+    positions : array (n, 3)
+        Å.
+    coeffs : array (naux,)
+        Reference density coefficients (PySCF aux order) whose Fock matrix defines the orbitals.
+    auxbasis, basis, xc : str
+        Auxiliary basis of the coefficients, orbital basis and functional of the orbitals.
+    grids_level : int
+        DFT grid level for V_xc of the orbitals.
+
+    Returns
+    -------
+    ndarray (naux, naux) float64
+        Hartree²; Δcᵀ M Δc is the squared Frobenius norm of the occupied-virtual block of ΔJ.
+    """
+    import scipy.linalg
+    from pyscf import dft, gto, lib
+    from pyscf.data.elements import ELEMENTS
+
+    from scfguess.auxbasis import make_auxmol
+    from scfguess.converter import xc_potential
+    from scfguess.density import density_on_points
+    from scfguess.fitting import coulomb_matrix, int3c_blocks
+
+    symbols = [ELEMENTS[int(z)] for z in numbers]
+    mol = gto.M(atom=list(zip(symbols, np.asarray(positions, dtype=float).tolist())), unit="Angstrom",
+                basis=basis, verbose=0)
+    if mol.nelectron % 2:
+        raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
+    auxmol = make_auxmol(mol, auxbasis)
+    c = np.asarray(coeffs, dtype=np.float64)
+    if c.shape != (auxmol.nao,):
+        raise ValueError(f"{c.shape[0]} coefficients for {auxmol.nao} auxiliary functions.")
+    mf = dft.RKS(mol, xc=xc)
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = grids_level
+    grids.build(with_non0tab=True)
+    vxc, _ = xc_potential(mf._numint, mol, grids, xc,
+                          lambda ao, mask, coords, xctype: density_on_points(auxmol, c, coords, xctype))
+    fock = mf.get_hcore() + coulomb_matrix(mol, auxmol, c) + vxc
+    _, mo = scipy.linalg.eigh(fock, mf.get_ovlp())
+    nocc = mol.nelectron // 2
+    occ, vir = mo[:, :nocc], mo[:, nocc:]
+    t = np.empty((auxmol.nao, nocc * vir.shape[1]))
+    for p0, p1, ints in int3c_blocks(mol, auxmol):
+        block = lib.unpack_tril(np.ascontiguousarray(ints.T))  # (p1-p0, nao, nao)
+        t[p0:p1] = np.einsum("pmn,mi,na->pia", block, occ, vir, optimize=True).reshape(p1 - p0, -1)
+    return t @ t.T
