@@ -80,10 +80,25 @@ def test_training_is_deterministic(shard, tmp_path):
     assert a["best_val"]["coulomb_per_atom"] == b["best_val"]["coulomb_per_atom"]
 
 
+def test_gradient_loss_is_trained_reported_and_selects(shard, tmp_path):
+    out = tmp_path / "grad"
+    summary = train(_config(shard, out, max_epochs=3, loss_weights={"gradient": 100.0, "coulomb": 1.0},
+                            select_on="gradient"), progress=False)
+    rows = _log(out)
+    assert {"val_coulomb_per_atom", "val_gradient_per_atom"} <= set(rows[0])
+    best = min(rows, key=lambda r: float(r["val_gradient_per_atom"]))
+    assert summary["best_epoch"] == int(best["epoch"])
+    assert summary["best_val"]["gradient_per_atom"] < summary["baseline_val"]["gradient_per_atom"]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+
 def test_config_rejects_unknown_fields(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("shards: x.h5\nlearning_rate: 0.1\n")
     with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_yaml(path)
+    path.write_text("shards: x.h5\nselect_on: energy\n")
+    with pytest.raises(ValueError, match="select_on"):
         TrainConfig.from_yaml(path)
 
 

@@ -21,6 +21,62 @@ import numpy as np
 DEFAULT_ORBITAL_BASIS = "def2-svp"
 
 
+def label_orbitals(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
+    """Occupied and virtual orbitals of the Fock matrix h + J[c] + V_xc[ρ_c] of a fitted density (closed shell).
+
+    Parameters
+    ----------
+    mol, auxmol : pyscf.gto.Mole
+        Orbital and auxiliary molecules.
+    coeffs : array (naux,)
+        Density coefficients, PySCF aux order.
+    xc : str
+        Functional of V_xc.
+    grids_level : int
+        DFT grid level for V_xc.
+
+    Returns
+    -------
+    occ, vir : ndarray (nao, nocc), (nao, nvir)
+        Orbital coefficients, orthonormal in the overlap metric.
+    """
+    import scipy.linalg
+    from pyscf import dft
+
+    from scfguess.converter import xc_potential
+    from scfguess.density import density_on_points
+    from scfguess.fitting import coulomb_matrix
+
+    if mol.nelectron % 2:
+        raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
+    c = np.asarray(coeffs, dtype=np.float64)
+    if c.shape != (auxmol.nao,):
+        raise ValueError(f"{c.shape[0]} coefficients for {auxmol.nao} auxiliary functions.")
+    mf = dft.RKS(mol, xc=xc)
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = grids_level
+    grids.build(with_non0tab=True)
+    vxc, _ = xc_potential(mf._numint, mol, grids, xc,
+                          lambda ao, mask, coords, xctype: density_on_points(auxmol, c, coords, xctype))
+    fock = mf.get_hcore() + coulomb_matrix(mol, auxmol, c) + vxc
+    _, mo = scipy.linalg.eigh(fock, mf.get_ovlp())
+    nocc = mol.nelectron // 2
+    return mo[:, :nocc], mo[:, nocc:]
+
+
+def ov_coulomb_metric(mol, auxmol, occ, vir) -> np.ndarray:
+    """M_PQ = Σ_ia (P|ia)(ia|Q) for the given orbitals; (naux, naux), Hartree² per unit coefficient²."""
+    from pyscf import lib
+
+    from scfguess.fitting import int3c_blocks
+
+    t = np.empty((auxmol.nao, occ.shape[1] * vir.shape[1]))
+    for p0, p1, ints in int3c_blocks(mol, auxmol):
+        block = lib.unpack_tril(np.ascontiguousarray(ints.T))  # (p1-p0, nao, nao)
+        t[p0:p1] = np.einsum("pmn,mi,na->pia", block, occ, vir, optimize=True).reshape(p1 - p0, -1)
+    return t @ t.T
+
+
 def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFAULT_ORBITAL_BASIS,
                     xc: str = "pbe", grids_level: int = 1) -> np.ndarray:
     """Occupied-virtual Coulomb-response metric M of one closed-shell structure.
@@ -43,36 +99,14 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
     ndarray (naux, naux) float64
         Hartree²; Δcᵀ M Δc is the squared Frobenius norm of the occupied-virtual block of ΔJ.
     """
-    import scipy.linalg
-    from pyscf import dft, gto, lib
+    from pyscf import gto
     from pyscf.data.elements import ELEMENTS
 
     from scfguess.auxbasis import make_auxmol
-    from scfguess.converter import xc_potential
-    from scfguess.density import density_on_points
-    from scfguess.fitting import coulomb_matrix, int3c_blocks
 
     symbols = [ELEMENTS[int(z)] for z in numbers]
     mol = gto.M(atom=list(zip(symbols, np.asarray(positions, dtype=float).tolist())), unit="Angstrom",
-                basis=basis, verbose=0)
-    if mol.nelectron % 2:
-        raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
+                basis=basis, spin=int(np.sum(numbers)) % 2, verbose=0)
     auxmol = make_auxmol(mol, auxbasis)
-    c = np.asarray(coeffs, dtype=np.float64)
-    if c.shape != (auxmol.nao,):
-        raise ValueError(f"{c.shape[0]} coefficients for {auxmol.nao} auxiliary functions.")
-    mf = dft.RKS(mol, xc=xc)
-    grids = dft.gen_grid.Grids(mol)
-    grids.level = grids_level
-    grids.build(with_non0tab=True)
-    vxc, _ = xc_potential(mf._numint, mol, grids, xc,
-                          lambda ao, mask, coords, xctype: density_on_points(auxmol, c, coords, xctype))
-    fock = mf.get_hcore() + coulomb_matrix(mol, auxmol, c) + vxc
-    _, mo = scipy.linalg.eigh(fock, mf.get_ovlp())
-    nocc = mol.nelectron // 2
-    occ, vir = mo[:, :nocc], mo[:, nocc:]
-    t = np.empty((auxmol.nao, nocc * vir.shape[1]))
-    for p0, p1, ints in int3c_blocks(mol, auxmol):
-        block = lib.unpack_tril(np.ascontiguousarray(ints.T))  # (p1-p0, nao, nao)
-        t[p0:p1] = np.einsum("pmn,mi,na->pia", block, occ, vir, optimize=True).reshape(p1 - p0, -1)
-    return t @ t.T
+    occ, vir = label_orbitals(mol, auxmol, coeffs, xc, grids_level)
+    return ov_coulomb_metric(mol, auxmol, occ, vir)

@@ -1,0 +1,66 @@
+"""The orbital-gradient training metric: its quadratic form is the occupied-virtual norm of ΔJ, and it is invariant."""
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from pyscf import dft, gto
+
+from scfguess.auxbasis import make_auxmol
+from scfguess.fitting import coulomb_matrix, fit_density
+from workflows.gradient_metric import gradient_metric, label_orbitals, ov_coulomb_metric
+
+AUX = "def2-universal-jfit"
+
+
+@pytest.fixture(scope="module")
+def water():
+    atoms = molecule("H2O")
+    mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), basis="def2-svp", verbose=0)
+    mf = dft.RKS(mol, xc="pbe").density_fit(auxbasis=AUX).run(conv_tol=1e-10)
+    return atoms, mol, make_auxmol(mol, AUX), fit_density(mol, mf.make_rdm1()), mf
+
+
+def test_quadratic_form_is_the_occupied_virtual_norm_of_the_coulomb_error(water):
+    _, mol, auxmol, coeffs, _ = water
+    occ, vir = label_orbitals(mol, auxmol, coeffs)
+    metric = ov_coulomb_metric(mol, auxmol, occ, vir)
+    err = np.random.default_rng(0).normal(scale=1e-2, size=auxmol.nao)
+    expected = np.linalg.norm(occ.T @ coulomb_matrix(mol, auxmol, err) @ vir) ** 2
+    assert err @ metric @ err == pytest.approx(expected, rel=1e-10)
+    assert np.allclose(metric, metric.T) and np.linalg.eigvalsh(metric).min() > -1e-10 * metric.max()
+
+
+def test_label_orbitals_of_a_converged_density_are_the_scf_orbitals(water):
+    _, mol, auxmol, coeffs, mf = water
+    occ, _ = label_orbitals(mol, auxmol, coeffs, grids_level=3)
+    s = mf.get_ovlp()
+    assert np.allclose(occ.T @ s @ occ, np.eye(occ.shape[1]), atol=1e-10)
+    # same occupied space as the SCF (the fitted density and a coarser grid move it only slightly)
+    projector = mf.mo_coeff[:, mf.mo_occ > 0]
+    overlap = np.linalg.svd(projector.T @ s @ occ, compute_uv=False)
+    assert overlap.min() > 0.999
+
+
+def test_metric_is_invariant_under_rotation_and_translation(water):
+    atoms, _, _, coeffs, _ = water
+    from scipy.linalg import block_diag
+    from scipy.spatial.transform import Rotation
+
+    from scfguess.irreps import pyscf_rotation, shell_angular_momenta
+
+    rot = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    moved = atoms.positions @ rot.T + np.array([0.5, -2.0, 1.0])
+    d = block_diag(*[pyscf_rotation(shell_angular_momenta(s, AUX), rot) for s in atoms.get_chemical_symbols()])
+    m0 = gradient_metric(atoms.numbers, atoms.positions, coeffs, AUX)
+    m1 = gradient_metric(atoms.numbers, moved, d @ coeffs, AUX)
+    scale = np.abs(m0).max()
+    # the V_xc grid is fixed to the lab frame, which moves the metric by ~1e-5 (relative)
+    assert np.abs(d @ m0 @ d.T - m1).max() < 1e-4 * scale
+    assert np.abs(m0 - m1).max() > 1e-2 * scale  # the rotation does change the metric
+
+
+def test_open_shell_and_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="closed-shell"):
+        gradient_metric([1, 1, 1], [[0, 0, 0], [0, 0, 0.9], [0, 0.9, 0]], np.zeros(30), AUX)
+    with pytest.raises(ValueError, match="auxiliary functions"):
+        gradient_metric([1, 1], [[0, 0, 0], [0, 0, 0.74]], np.zeros(3), AUX)
