@@ -90,6 +90,15 @@ def test_gradient_loss_is_trained_reported_and_selects(shard, tmp_path):
     assert summary["best_epoch"] == int(best["epoch"])
     assert summary["best_val"]["gradient_per_atom"] < summary["baseline_val"]["gradient_per_atom"]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert len(list((out / "gradient-metrics").glob("*.npy"))) == len(NAMES)  # kept for a resumed run
+
+
+def test_gradient_metrics_are_precomputed_once(shard, tmp_path):
+    from workflows.train import precompute_gradient_metrics
+
+    cfg = _config(shard, tmp_path / "pre", loss_weights={"gradient": 1.0})
+    assert precompute_gradient_metrics(cfg, workers=2, progress=False) == len(NAMES)
+    assert precompute_gradient_metrics(cfg, workers=1, progress=False) == 0
 
 
 def test_config_rejects_unknown_fields(tmp_path):

@@ -13,7 +13,8 @@ SCFbench set or file, or ``held-out-LO-HI``: the validation-split training-pool 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
 object: model name -> metrics of :func:`workflows.train.evaluate` (Coulomb error per atom in Hartree, coefficient
-MAE and RMSE, RMSE per element), plus the reference-superposition-only baseline of the first model.
+MAE and RMSE, RMSE per element; with ``--gradient`` also the orbital-gradient metric per atom in Hartree²), plus the
+reference-superposition-only baseline of the first model.
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ import json
 DEFAULT_SHARDS = ("data/shards/shard-0000?.h5",)
 
 
-def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None) -> dict:
+def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None, gradient: bool = False) -> dict:
     """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``.
 
     ``extra`` maps labels to further in-memory modules (e.g. an ensemble not yet saved) scored the same way.
+    ``gradient`` adds the orbital-gradient metric per atom (:mod:`workflows.gradient_metric`; a few seconds per
+    structure to set up).
     """
     import torch
 
     from scfguess.model import DensityModel
     from scfguess.registry import load_model
-    from workflows.train import coulomb_metrics, evaluate, load_structures, resolve_shards
+    from workflows.train import coulomb_metrics, evaluate, gradient_metrics, load_structures, resolve_shards
 
     structures = [s for s in load_structures(resolve_shards(shards)) if s["split"] == split]
     if not structures:
@@ -48,6 +51,8 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     for i, (label, module) in enumerate(modules.items()):
         if metrics is None:
             metrics = {"coulomb": coulomb_metrics(module.auxbasis, 1000.0)}
+            if gradient:
+                metrics["gradient"] = gradient_metrics(module.auxbasis, 4000.0)
         out[label] = evaluate(module, structures, metrics)
         if i == 0 and isinstance(module, DensityModel) and module.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
@@ -125,13 +130,15 @@ def main(argv=None) -> int:
     parser.add_argument("models", nargs="+", help="installed model names")
     parser.add_argument("--shards", nargs="+", default=list(DEFAULT_SHARDS), help="shard files or glob patterns")
     parser.add_argument("--split", default="val", choices=("train", "val"))
+    parser.add_argument("--gradient", action="store_true",
+                        help="also report the orbital-gradient metric per atom (workflows.gradient_metric)")
     parser.add_argument("--guess-quality", metavar="SET", help="score the guesses on SCFbench molecules instead")
     parser.add_argument("--limit", type=int, default=8, help="molecules of --guess-quality SET (default 8)")
     args = parser.parse_args(argv)
     if args.guess_quality:
         result = guess_quality_of_models(args.models, args.guess_quality, args.limit)
     else:
-        result = evaluate_models(args.models, tuple(args.shards), args.split)
+        result = evaluate_models(args.models, tuple(args.shards), args.split, gradient=args.gradient)
     print(json.dumps(result, indent=1))
     return 0
 

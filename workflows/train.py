@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -172,21 +173,34 @@ class MetricCache:
     compute : callable
         ``compute(structure) -> ndarray (naux, naux)``.
     budget_mb : float
-        Memory for cached metrics (float32); beyond it metrics are recomputed on every use.
+        Memory for cached metrics (float32); beyond it metrics are recomputed (or re-read) on every use.
+    directory : path, optional
+        Also keep every metric as ``<directory>/<structure_id>.npy`` (float32), read back before computing, so a
+        resumed run or another process does not compute it again.
     """
 
-    def __init__(self, compute, budget_mb: float):
+    def __init__(self, compute, budget_mb: float, directory=None):
         self.compute = compute
         self.budget = budget_mb * 1e6
         self.used = 0.0
         self.cache: dict[str, np.ndarray] = {}
+        self.directory = Path(directory) if directory is not None else None
 
     def __call__(self, s: dict) -> np.ndarray:
         """(naux, naux) float32 metric of structure ``s`` (PySCF aux order)."""
         key = s["structure_id"]
         if key in self.cache:
             return self.cache[key]
-        metric = np.asarray(self.compute(s), dtype=np.float32)
+        path = self.directory / f"{key}.npy" if self.directory is not None else None
+        if path is not None and path.exists():
+            metric = np.load(path)
+        else:
+            metric = np.asarray(self.compute(s), dtype=np.float32)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, metric)
+                os.replace(tmp, path)
         if metric.shape[0] != len(s["coeffs"]):
             raise ValueError(f"structure {key}: {len(s['coeffs'])} coefficients but {metric.shape[0]} aux functions.")
         if self.used + metric.nbytes <= self.budget:
@@ -214,11 +228,46 @@ def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
     return MetricCache(compute, budget_mb)
 
 
-def gradient_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
-    """Cached occupied-virtual Coulomb-response metric M of each structure (:mod:`workflows.gradient_metric`)."""
+def _gradient_metric_of(s: dict, auxbasis: str) -> np.ndarray:
     from workflows.gradient_metric import gradient_metric
 
-    return MetricCache(lambda s: gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis), budget_mb)
+    return gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis)
+
+
+def gradient_metrics(auxbasis: str, budget_mb: float, directory=None) -> MetricCache:
+    """Cached occupied-virtual Coulomb-response metric M of each structure (:mod:`workflows.gradient_metric`);
+    seconds per structure, so ``directory`` keeps them on disk."""
+    return MetricCache(functools.partial(_gradient_metric_of, auxbasis=auxbasis), budget_mb, directory)
+
+
+def _gradient_metric_dir(cfg: "TrainConfig") -> Path:
+    return Path(cfg.out_dir) / "gradient-metrics"
+
+
+def _store_gradient_metric(s: dict, auxbasis: str, directory: str) -> str:
+    gradient_metrics(auxbasis, 0.0, directory)(s)
+    return s["structure_id"]
+
+
+def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: bool = True) -> int:
+    """Compute the missing gradient metrics of a run's training and validation structures into its run folder
+    (``out_dir/gradient-metrics``) with ``workers`` processes; returns how many were computed."""
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    from scfguess.model import ModelConfig
+
+    train_set, val_set = split_structures(cfg, load_structures(resolve_shards(cfg.shards)))
+    directory = _gradient_metric_dir(cfg)
+    todo = [s for s in val_set + train_set if not (directory / f"{s['structure_id']}.npy").exists()]
+    job = functools.partial(_store_gradient_metric, auxbasis=ModelConfig.from_dict(cfg.model).auxbasis,
+                            directory=str(directory))
+    with get_context("spawn").Pool(workers) as pool:
+        for _ in tqdm(pool.imap_unordered(job, todo), total=len(todo), desc="gradient metrics",
+                      disable=not progress):
+            pass
+    return len(todo)
 
 
 def element_statistics(model, structures, metric=None):
@@ -441,7 +490,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
     aux = model.config.auxbasis
     metrics = {"coulomb": coulomb_metrics(aux, cfg.metric_cache_mb)}  # always reported
     if "gradient" in weights or cfg.select_on == "gradient":
-        metrics["gradient"] = gradient_metrics(aux, cfg.metric_cache_mb)
+        metrics["gradient"] = gradient_metrics(aux, cfg.metric_cache_mb, _gradient_metric_dir(cfg))
     loss_metrics = {name: m for name, m in metrics.items() if name in weights}
     select_key = f"{cfg.select_on}_per_atom"
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -626,8 +675,14 @@ def main(argv=None) -> int:
     parser.add_argument("config", help="YAML file of TrainConfig fields")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    parser.add_argument("--precompute-metrics", type=int, metavar="N",
+                        help="only compute the run's gradient metrics into out_dir/gradient-metrics with N processes")
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_yaml(args.config)
+    if args.precompute_metrics:
+        done = precompute_gradient_metrics(cfg, args.precompute_metrics, progress=not args.no_progress)
+        print(json.dumps({"computed": done, "directory": str(_gradient_metric_dir(cfg))}))
+        return 0
     command = "python -m workflows.train " + " ".join(argv if argv is not None else sys.argv[1:])
     summary = train(cfg, resume=not args.fresh, command=command, progress=not args.no_progress)
     print(json.dumps({k: summary[k] for k in ("epochs", "best_epoch", "stopped", "n_train", "n_val")}))
