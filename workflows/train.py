@@ -80,6 +80,9 @@ class TrainConfig:
         Orbital basis of the free-atom minao references (delta learning).
     metric_cache_mb : float
         Memory budget for cached per-structure metrics (recomputed beyond it).
+    gradient_metric_dir : str, optional
+        Folder of the on-disk gradient metrics (default ``out_dir/gradient-metrics``); runs on the same structures
+        may share one.
     export_to : str, optional
         Model folder to export the best weights into.
     init_from : str, optional
@@ -108,6 +111,7 @@ class TrainConfig:
     max_structures: int | None = None
     reference_basis: str = "def2-svp"
     metric_cache_mb: float = 1000.0
+    gradient_metric_dir: str | None = None
     export_to: str | None = None
     init_from: str | None = None
     description: str = ""
@@ -241,7 +245,7 @@ def gradient_metrics(auxbasis: str, budget_mb: float, directory=None) -> MetricC
 
 
 def _gradient_metric_dir(cfg: "TrainConfig") -> Path:
-    return Path(cfg.out_dir) / "gradient-metrics"
+    return Path(cfg.gradient_metric_dir or Path(cfg.out_dir) / "gradient-metrics")
 
 
 def _store_gradient_metric(s: dict, auxbasis: str, directory: str) -> str:
