@@ -638,6 +638,11 @@ def model_card(cfg: TrainConfig, model, summary: dict, command: str) -> str:
     rows = "\n".join(
         f"| {s} | {base.get('rmse_per_element', {}).get(s, float('nan')):.4g} | {v:.4g} |"
         for s, v in best.get("rmse_per_element", {}).items())
+    gradient_row = ""
+    if "gradient_per_atom" in best:
+        selected = ", the selection metric" if cfg.select_on == "gradient" else ""
+        gradient_row = (f"| orbital-gradient metric per atom (Hartree²{selected}) "
+                        f"| {base.get('gradient_per_atom', float('nan')):.4g} | {best['gradient_per_atom']:.4g} |\n")
     return f"""# {Path(cfg.export_to).name}
 
 {cfg.description}
@@ -664,7 +669,7 @@ Reproduce: `{command}`{f" (warm start from `{cfg.init_from}`, which must be pres
 | Coulomb error per atom (Hartree) | {base.get('coulomb_per_atom', float('nan')):.4g} | {best.get('coulomb_per_atom', float('nan')):.4g} |
 | coefficient MAE | {base.get('mae', float('nan')):.4g} | {best.get('mae', float('nan')):.4g} |
 | coefficient RMSE | {base.get('rmse', float('nan')):.4g} | {best.get('rmse', float('nan')):.4g} |
-
+{gradient_row}
 Per-element coefficient RMSE (reference only | model):
 
 | element | reference only | model |
