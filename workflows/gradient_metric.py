@@ -10,8 +10,7 @@ squared norm is a quadratic form in Δc,
 with (P|ia) the three-centre integrals in the orbitals of the label density's Fock matrix (h + J + V_xc of the fitted
 coefficients, PBE on a level-1 grid, the converter's construction). The Coulomb metric (P|Q) weighs every part
 of the density's field alike; M keeps only what reaches the occupied-virtual block. The V_xc part of ΔF is left
-out: on 10 validation structures it was a third of the Coulomb part and of opposite sign (README, "Training data
-and model").
+out: it would need the exchange-correlation kernel integrated against every auxiliary function on the grid.
 """
 
 from __future__ import annotations
