@@ -289,6 +289,37 @@ def _pbe_iterations(mf, dm0, ncycle, auxbasis, grids):
     return pbe.make_rdm1(), pbe.cycles + 1
 
 
+def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL):
+    """Fock matrix h + J[c] + V_xc[ρ_c] of density coefficients, for ``mf``'s molecule and functional.
+
+    J reuses ``mf``'s DF tensor where that changes nothing about the SCF (see ``_coulomb``); V_xc (Kohn-Sham only)
+    is integrated on a grid of ``grids_level`` (None: the SCF's own grid). No exact exchange.
+
+    Returns
+    -------
+    fock : ndarray (nao, nao)
+        Hartree.
+    grids : pyscf.dft.gen_grid.Grids or None
+        The V_xc grid (None for Hartree-Fock).
+    timings : dict
+        Seconds of the ``coulomb`` and ``xc`` parts.
+    """
+    timings = {}
+    t0 = time.perf_counter()
+    fock = mf.get_hcore() + _coulomb(mf, auxmol, coeffs)
+    timings["coulomb"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    grids = None
+    if isinstance(mf, dft.rks.KohnShamDFT):
+        grids = _converter_grids(mf, grids_level)
+        density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
+        vxc, _ = xc_potential(mf._numint, mf.mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY)
+        fock = fock + vxc
+    timings["xc"] = time.perf_counter() - t0
+    return fock, grids, timings
+
+
 def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charge="auto",
             grids_level=DEFAULT_GRIDS_LEVEL):
     """Turn density coefficients into a density-matrix guess for ``mf``; see :func:`density_to_dm`.
@@ -310,20 +341,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     off = abs(nelectron_fitted - mol.nelectron)
     if fix_charge is True or (fix_charge == "auto" and off > CHARGE_TOLERANCE):
         coeffs = project_electron_count(auxmol, coeffs, mol.nelectron, coulomb_metric(auxmol))
-    timings = {}
-
-    t0 = time.perf_counter()
-    fock = mf.get_hcore() + _coulomb(mf, auxmol, coeffs)
-    timings["coulomb"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    grids = None
-    if isinstance(mf, dft.rks.KohnShamDFT):
-        grids = _converter_grids(mf, grids_level)
-        density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
-        vxc, _ = xc_potential(mf._numint, mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY)
-        fock = fock + vxc
-    timings["xc"] = time.perf_counter() - t0
+    fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level)
 
     s1e = mf.get_ovlp()
     layout = _spin_layout(mf)

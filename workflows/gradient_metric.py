@@ -42,9 +42,7 @@ def label_orbitals(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
     import scipy.linalg
     from pyscf import dft
 
-    from scfguess.converter import xc_potential
-    from scfguess.density import density_on_points
-    from scfguess.fitting import coulomb_matrix
+    from scfguess.converter import density_fock
 
     if mol.nelectron % 2:
         raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
@@ -52,12 +50,7 @@ def label_orbitals(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
     if c.shape != (auxmol.nao,):
         raise ValueError(f"{c.shape[0]} coefficients for {auxmol.nao} auxiliary functions.")
     mf = dft.RKS(mol, xc=xc)
-    grids = dft.gen_grid.Grids(mol)
-    grids.level = grids_level
-    grids.build(with_non0tab=True)
-    vxc, _ = xc_potential(mf._numint, mol, grids, xc,
-                          lambda ao, mask, coords, xctype: density_on_points(auxmol, c, coords, xctype))
-    fock = mf.get_hcore() + coulomb_matrix(mol, auxmol, c) + vxc
+    fock, _, _ = density_fock(mf, auxmol, c, grids_level)  # the converter's construction
     _, mo = scipy.linalg.eigh(fock, mf.get_ovlp())
     nocc = mol.nelectron // 2
     return mo[:, :nocc], mo[:, nocc:]

@@ -254,8 +254,9 @@ def _store_gradient_metric(s: dict, auxbasis: str, directory: str) -> str:
 
 
 def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: bool = True) -> int:
-    """Compute the missing gradient metrics of a run's training and validation structures into its run folder
-    (``out_dir/gradient-metrics``) with ``workers`` processes; returns how many were computed."""
+    """Compute the missing gradient metrics of a run's training and validation structures into its metric folder
+    (``gradient_metric_dir``, default ``out_dir/gradient-metrics``) with ``workers`` processes; returns how many
+    were computed."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -685,7 +686,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     parser.add_argument("--precompute-metrics", type=int, metavar="N",
-                        help="only compute the run's gradient metrics into out_dir/gradient-metrics with N processes")
+                        help="only compute the missing gradient metrics (gradient_metric_dir), N processes")
     args = parser.parse_args(argv)
     cfg = TrainConfig.from_yaml(args.config)
     if args.precompute_metrics:
