@@ -195,6 +195,22 @@ def test_label_resumes_after_kill(labelled):
     assert again == {"labelled": 0, "failed": 0, "shards": []}
 
 
+def test_data_report_counts_atoms_and_label_cost(labelled):
+    from workflows.data_report import data_report
+
+    tmp, _, _ = labelled
+    report = data_report(tmp / "data", workers=3)
+    assert report["structures"] == 3 and report["by_source"] == {"qm7": 3}
+    assert report["atoms_with_element"] == {"C": 1, "H": 9, "N": 1, "O": 1}  # H2O + NH3 + CH4
+    cost = report["cost"]
+    assert cost["shards"] == [0, 0] and cost["structures"] == 3 and cost["mean_atoms"] == pytest.approx(4.0)
+    assert cost["structures_per_hour"] == pytest.approx(3 * 3600 / cost["mean_seconds"])
+    with pytest.raises(ValueError, match="no shard numbered 1 or later"):
+        data_report(tmp / "data", first_shard=1)
+    with pytest.raises(FileNotFoundError, match="no labelled data"):
+        data_report(tmp / "nothing")
+
+
 def test_relabel_reproduces_stored_coefficients(labelled):
     from workflows.relabel_check import relabel
 
