@@ -146,3 +146,8 @@ class DensityDataset(_Base):
 def shard_paths(root="data") -> list[Path]:
     """Sealed shards under ``<root>/shards`` in name order."""
     return sorted(Path(root, "shards").glob("shard-*.h5"))
+
+
+def shard_number(path) -> int:
+    """Sequence number of a shard file ``shard-NNNNN.h5``."""
+    return int(Path(path).stem.split("-")[1])

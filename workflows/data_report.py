@@ -2,9 +2,10 @@
 
 Prints one JSON object: the manifest's counts (structures, distinct molecules, parents, by source, split and
 element, failures, bytes on disk), the atoms of every element (what the model's per-element heads train on), and
-the label cost of the shards from ``--first-shard`` on: the mean seconds per structure of one single-thread worker
-(SCF + fit, the stored ``scf_seconds``) and the throughput of ``--workers`` such workers, workers × 3600 / mean
-seconds, in structures per hour. The seconds are a measurement only for shards labelled while nothing else ran.
+the label cost of the shards ``--first-shard`` to ``--last-shard``: the mean seconds per structure of one
+single-thread worker (SCF + fit, the stored ``scf_seconds``) and the throughput of ``--workers`` such workers,
+workers × 3600 / mean seconds, in structures per hour. The seconds are a measurement only for shards labelled while
+nothing else ran.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ MANIFEST_COUNTS = ("structures", "distinct_molecules", "parent_molecules", "by_s
                    "structures_with_element", "failures", "bytes")
 
 
-def data_report(root="data", first_shard: int = 0, workers: int = 2) -> dict:
-    """Counts of the data folder ``root`` and the label cost of its shards numbered ``first_shard`` and later.
+def data_report(root="data", first_shard: int = 0, last_shard: int | None = None, workers: int = 2) -> dict:
+    """Counts of the data folder ``root`` and the label cost of its shards numbered ``first_shard``..``last_shard``.
 
     Returns
     -------
@@ -35,7 +36,7 @@ def data_report(root="data", first_shard: int = 0, workers: int = 2) -> dict:
     import h5py
     from ase.data import chemical_symbols
 
-    from scfguess.data import check_attributes, shard_paths
+    from scfguess.data import check_attributes, shard_number, shard_paths
 
     root = Path(root)
     manifest_path = root / "manifest.json"
@@ -47,14 +48,15 @@ def data_report(root="data", first_shard: int = 0, workers: int = 2) -> dict:
         with h5py.File(path, "r") as f:
             check_attributes(f.attrs, str(path))
             numbers = f[K.NUMBERS_KEY][()]
-            atoms.update(chemical_symbols[int(z)] for z in numbers)
-            number = int(path.stem.split("-")[1])
-            if number >= first_shard:
+            atoms.update({chemical_symbols[int(z)]: int(n) for z, n in zip(*np.unique(numbers, return_counts=True))})
+            number = shard_number(path)
+            if first_shard <= number and (last_shard is None or number <= last_shard):
                 numbers_of_cost.append(number)
                 seconds += f[K.SCF_SECONDS_KEY][()].tolist()
                 natoms += np.diff(f[K.ATOM_OFFSETS_KEY][()]).tolist()
     if not seconds:
-        raise ValueError(f"no shard numbered {first_shard} or later in {root / 'shards'}.")
+        upto = "" if last_shard is None else last_shard
+        raise ValueError(f"no shard numbered {first_shard}..{upto} in {root / 'shards'}.")
     mean_seconds = float(np.mean(seconds))
     return {
         **{key: manifest[key] for key in MANIFEST_COUNTS},
@@ -70,10 +72,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflows.data_report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="data folder (manifest.json, shards/)")
     parser.add_argument("--first-shard", type=int, default=0, help="label cost from this shard number on")
+    parser.add_argument("--last-shard", type=int, default=None, help="label cost up to this shard number")
     parser.add_argument("--workers", type=int, default=2, help="workers of the throughput figure (default 2)")
     args = parser.parse_args(argv)
     try:
-        report = data_report(args.data, args.first_shard, args.workers)
+        report = data_report(args.data, args.first_shard, args.last_shard, args.workers)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"data_report: {exc}\n")
     print(json.dumps(report, indent=1))

@@ -332,7 +332,9 @@ class Store:
         return new
 
     def _next_shard_path(self) -> Path:
-        existing = [int(p.stem.split("-")[1]) for p in self.shards()]
+        from scfguess.data import shard_number
+
+        existing = [shard_number(p) for p in self.shards()]
         return self.shard_dir / f"shard-{(max(existing) + 1) if existing else 0:05d}.h5"
 
 
