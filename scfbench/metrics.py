@@ -18,6 +18,10 @@ Molecules whose reference is missing or did not converge are left out of the rat
     mean of (guess + SCF seconds) / (minao guess + SCF seconds), over runs that did not fail.
 ``overhead_cycles``
     mean guess seconds divided by the seconds of one SCF cycle of the reference (its SCF seconds / cycles).
+``cycle_seconds``
+    mean over the runs that did not fail of their SCF seconds per cycle. A cycle of the same molecule costs about the
+    same whatever the guess, so a guess whose ``cycle_seconds`` differs much from minao's on the same molecules was
+    timed at another machine speed or load, and its wall ratio is not comparable.
 ``guess_gradient_norm``
     geometric mean of the orbital-gradient norm of the initial guess (Hartree), over runs that recorded it; SCF
     cycles go roughly with its logarithm, so it separates guesses whose cycle counts tie.
@@ -46,7 +50,7 @@ SIZE_BINS: tuple[tuple[str, int, float], ...] = (
 #: Keys of every summary row (JSON ``summary``), in order; other tools read these names.
 SUMMARY_KEYS: tuple[str, ...] = ("guess", "basis", "xc", "n", "converged", "same_energy", "mean_cycles", "ric",
                                  "median_ratio", "effective_ratio", "wall_ratio", "overhead_cycles",
-                                 "guess_gradient_norm")
+                                 "guess_gradient_norm", "cycle_seconds")
 
 #: Keys of every run (JSON ``runs``), in order; other tools read these names.
 RUN_KEYS: tuple[str, ...] = ("molecule", "natoms", "charge", "spin", "guess", "basis", "xc", "cycles", "converged",
@@ -147,6 +151,8 @@ def _row(runs: list[dict], tol: float) -> dict:
         "wall_ratio": _mean([r["wall_ratio"] for r in with_ref]),
         "overhead_cycles": _mean([r["overhead_cycles"] for r in with_ref]),
         "guess_gradient_norm": geometric_mean([_num(r.get("guess_gradient_norm")) for r in runs if r.get("status") == "ok"]),
+        "cycle_seconds": _mean([_num(r.get("scf_seconds")) / r["cycles"] for r in runs
+                                if r.get("status") == "ok" and (r.get("cycles") or 0) > 0]),
         "failed": sum(1 for r in runs if r.get("status") != "ok"),
         "excluded": n - len(with_ref),
     }

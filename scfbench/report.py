@@ -78,7 +78,8 @@ _COLUMNS = (("guess", "guess", "{}"), ("n", "n", "{:d}"), ("conv", "converged", 
             ("sameE", "same_energy", "{:.0%}"), ("cycles", "mean_cycles", "{:.1f}"), ("RIC", "ric", "{:.3f}"),
             ("median", "median_ratio", "{:.3f}"), ("eff", "effective_ratio", "{:.3f}"),
             ("wall", "wall_ratio", "{:.3f}"), ("ovh/cyc", "overhead_cycles", "{:.2f}"),
-            ("gnorm", "guess_gradient_norm", "{:.3g}"), ("failed", "failed", "{:d}"), ("excl", "excluded", "{:d}"))
+            ("gnorm", "guess_gradient_norm", "{:.3g}"), ("s/cyc", "cycle_seconds", "{:.2f}"),
+            ("failed", "failed", "{:d}"), ("excl", "excluded", "{:d}"))
 
 
 def _cell(fmt: str, value) -> str:
@@ -115,7 +116,8 @@ def format_table(report: dict) -> str:
         lines.append("")
     lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
                  "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean "
-                 "orbital-gradient norm of the guess (Ha); excl: no converged minao reference.")
+                 "orbital-gradient norm of the guess (Ha); s/cyc: mean SCF seconds per cycle (a guess whose s/cyc is "
+                 "far from minao's on the same molecules was timed at another machine speed); excl: no converged minao reference.")
     return "\n".join(lines)
 
 

@@ -182,6 +182,7 @@ def test_metrics_definitions():
     assert g["wall_ratio"] == pytest.approx(((0.7 / 1.1) + (1.1 / 1.1)) / 2)
     assert g["overhead_cycles"] == pytest.approx((0.2 / 0.1 + 0.1 / 0.05) / 2)
     assert g["guess_gradient_norm"] == pytest.approx(0.2)  # geometric mean of 0.1 and 0.4
+    assert g["cycle_seconds"] == pytest.approx((0.5 / 5 + 1.0 / 50 + 1.0 / 8) / 3)  # the failed run has none
     assert g["converged"] == 0.5 and g["same_energy"] == pytest.approx(1 / 3)
     assert g["excluded"] == 1 and g["failed"] == 1 and g["n"] == 4
     assert {r["bin"] for r in by_size if r["guess"] == "g"} == {"<=20", "21-40"}
