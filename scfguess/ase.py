@@ -25,8 +25,7 @@ The first geometry starts from the ML guess (:func:`scfguess.apply`, falling bac
 
 The default is measured (``python -m workflows.ase_check --model NAME``, ``results/ase-check-NAME.json``): ethanol,
 PBE/def2-SVP RI-J, grid level 2, conv_tol 1e-8, models nequip-l-v2 and nequip-l-v5-g (the same counts); mean SCF
-cycles per step after the first
-(the ML guess also costs about one SCF cycle of converter time):
+cycles per step after the first (the ML guess also costs about one SCF cycle of converter time):
 
 - BFGS, 6 steps of 0.007-0.08 Å: minao 9.0, ML 6.0, previous 6.5, oracle (a perfect model) 5.0;
 - Velocity Verlet, 300 K, 0.5 fs, 5 steps of 0.016-0.020 Å: minao 9.0, ML 6.0, previous 5.8, oracle 5.0.
