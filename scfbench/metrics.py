@@ -75,12 +75,19 @@ def _num(value) -> float:
     return math.nan if value is None else float(value)
 
 
+def _cycle_seconds(record: dict) -> float:
+    """SCF seconds per cycle of one run; NaN for a failed run or one without cycles."""
+    if record.get("status") != "ok" or not (record.get("cycles") or 0) > 0:
+        return math.nan
+    return _num(record.get("scf_seconds")) / float(record["cycles"])
+
+
 def annotate(records: list[dict]) -> list[dict]:
     """Copies of the records with ``delta_e`` and the per-molecule ratios against their minao reference.
 
     Added keys: ``delta_e`` (Hartree, energy minus the reference energy; NaN unless both converged),
     ``reference`` (bool: a converged reference exists), ``cycle_ratio``, ``fock_ratio``, ``wall_ratio``,
-    ``overhead_cycles`` (NaN where undefined), ``size_bin``. A guess label stored with more than one model
+    ``overhead_cycles``, ``cycle_seconds`` (NaN where undefined), ``size_bin``. A guess label stored with more than one model
     (``ml`` before and after the default model changed) becomes ``LABEL@SHA8`` so that models are never mixed.
     """
     refs = {}
@@ -101,6 +108,7 @@ def annotate(records: list[dict]) -> list[dict]:
         ok = r.get("status") == "ok"
         a["reference"] = has_ref
         a["size_bin"] = size_bin(int(r["natoms"]))
+        a["cycle_seconds"] = _cycle_seconds(r)
         a["delta_e"] = (_num(r.get("energy")) - _num(ref.get("energy"))
                         if has_ref and ok and r.get("converged") else math.nan)
         a["cycle_ratio"] = a["fock_ratio"] = a["wall_ratio"] = a["overhead_cycles"] = math.nan
@@ -114,7 +122,7 @@ def annotate(records: list[dict]) -> list[dict]:
             if ok:
                 ref_time = _num(ref.get("guess_seconds")) + _num(ref.get("scf_seconds"))
                 a["wall_ratio"] = (_num(r.get("guess_seconds")) + _num(r.get("scf_seconds"))) / ref_time
-                per_cycle = _num(ref.get("scf_seconds")) / ref_cycles
+                per_cycle = _cycle_seconds(ref)
                 a["overhead_cycles"] = _num(r.get("guess_seconds")) / per_cycle if per_cycle > 0 else math.nan
         out.append(a)
     return out
@@ -151,8 +159,7 @@ def _row(runs: list[dict], tol: float) -> dict:
         "wall_ratio": _mean([r["wall_ratio"] for r in with_ref]),
         "overhead_cycles": _mean([r["overhead_cycles"] for r in with_ref]),
         "guess_gradient_norm": geometric_mean([_num(r.get("guess_gradient_norm")) for r in runs if r.get("status") == "ok"]),
-        "cycle_seconds": _mean([_num(r.get("scf_seconds")) / r["cycles"] for r in runs
-                                if r.get("status") == "ok" and (r.get("cycles") or 0) > 0]),
+        "cycle_seconds": _mean([r["cycle_seconds"] for r in runs]),
         "failed": sum(1 for r in runs if r.get("status") != "ok"),
         "excluded": n - len(with_ref),
     }

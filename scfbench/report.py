@@ -117,7 +117,8 @@ def format_table(report: dict) -> str:
     lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
                  "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean "
                  "orbital-gradient norm of the guess (Ha); s/cyc: mean SCF seconds per cycle (a guess whose s/cyc is "
-                 "far from minao's on the same molecules was timed at another machine speed); excl: no converged minao reference.")
+                 "far from minao's on the same molecules was timed at another machine speed); excl: no converged "
+                 "minao reference.")
     return "\n".join(lines)
 
 
