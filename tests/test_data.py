@@ -130,6 +130,20 @@ def test_held_out_molecules_are_validation_parents_never_trained_on():
     assert [st.id for st in structures.held_out_structures(21, 40, limit=2)] == [st.id for st in held_out[:2]]
 
 
+def test_whole_molecules_are_training_parents_in_a_fixed_order():
+    from scfbench.nci import evaluation_molecules
+
+    items = structures.whole_items(21, 40)
+    assert items and all(it.source == "whole" and it.split == "train" and 21 <= it.natoms <= 40 for it in items)
+    ids = {it.molecule_id for it in items}
+    assert not ids & {st.id.removeprefix("held-out-") for st in structures.held_out_structures(21, 40)}
+    assert not ids & {f"nci-{m.nci_id}" for m in evaluation_molecules()}
+    assert all(structures.split_of(it.molecule_id) == "train" for it in items)
+    assert [it.structure_id for it in structures.whole_items(21, 40)] == [it.structure_id for it in items]
+    atoms = structures.build_atoms(items[0])
+    assert len(atoms) == items[0].natoms
+
+
 def test_conformer_geometry_is_deterministic_and_displaced():
     item = {"structure_id": "x-c1", "source": "conformer", "molecule_id": "x", "smiles": "CCO", "natoms": 9,
             "elements": ["C", "H", "O"], "seed": 1, "jitter": True, "split": "train"}

@@ -11,7 +11,10 @@ from the SCFbench evaluation molecules, or optionally from QM7:
 - ``conformer``: another ETKDG seed of an ``nci`` molecule or fragment, MMFF-relaxed, then
   displaced by Gaussian thermal-like noise (σ = 0.03 Å for heavy atoms, 0.06 Å for H);
 - ``qm7``: molecules of ``/work/shared/data/qm7/qm7.xyz`` (only with ``--qm7``), minus any whose
-  bond graph matches an evaluation molecule.
+  bond graph matches an evaluation molecule;
+- ``whole``: whole ``train``-split pool molecules of 21-40 atoms (the parents of fragments), geometry as
+  SCFbench builds it, in a fixed pseudo-random order (only with ``--whole``, written to a work list of their own:
+  they cost several times a fragment's labelling time, and are the first labels at SCFbench's sizes).
 
 Every structure records its ``molecule_id``, the parent molecule (a fragment's parent is the large
 NCI molecule it was cut from; a conformer's parent is that of its molecule). The train/val split is
@@ -354,6 +357,27 @@ def qm7_items(path: Path = DEFAULT_QM7, val_fraction: float = 0.1) -> list[Struc
     return items
 
 
+def whole_items(min_atoms: int = MAX_ATOMS + 1, max_atoms: int = 40,
+                val_fraction: float = 0.1) -> list[StructureItem]:
+    """Whole training-pool molecules of ``min_atoms``..``max_atoms`` atoms, in a fixed pseudo-random order.
+
+    The order is that of the sha256 of the NCI id, so any prefix is a sample across sizes. Only molecules of
+    the ``train`` split (:func:`split_of`) are listed: the ``val`` ones of 21-40 atoms are
+    :func:`held_out_structures`, on whose guesses models are chosen, and stay unlabelled.
+
+    Returns
+    -------
+    list of StructureItem
+        Ids ``"whole-nci-<NCI id>"``, source ``"whole"``; ``smiles`` is the NCI SMILES with its stereochemistry,
+        so the geometry is the one :func:`scfbench.nci.embed` gives SCFbench and :func:`held_out_structures`.
+    """
+    molecules = sorted(nci.training_pool(min_atoms=min_atoms, max_atoms=max_atoms),
+                       key=lambda m: hashlib.sha256(str(m.nci_id).encode()).hexdigest())
+    return [StructureItem(f"whole-nci-{m.nci_id}", "whole", f"nci-{m.nci_id}", m.smiles, m.natoms,
+                          list(m.elements), split="train")
+            for m in molecules if split_of(f"nci-{m.nci_id}", val_fraction) == "train"]
+
+
 def work_list(min_per_element: int = 300, max_conformers: int = 8, val_fraction: float = 0.1,
               qm7: Path | None = None) -> list[StructureItem]:
     """The ordered, deterministic list of structures to label.
@@ -494,8 +518,17 @@ def main(argv=None) -> int:
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--qm7", type=Path, nargs="?", const=DEFAULT_QM7, default=None,
                         help="append QM7 structures (default file when given without a path)")
+    parser.add_argument("--whole", metavar="MIN-MAX", default=None,
+                        help="instead: whole pool molecules of MIN-MAX atoms (e.g. 21-40), for a work list of their own")
     args = parser.parse_args(argv)
-    items = work_list(args.min_per_element, val_fraction=args.val_fraction, qm7=args.qm7)
+    if args.whole:
+        try:
+            lo, hi = (int(x) for x in args.whole.split("-"))
+        except ValueError:
+            parser.error(f"--whole wants MIN-MAX atoms such as 21-40, not {args.whole!r}")
+        items = whole_items(lo, hi, val_fraction=args.val_fraction)
+    else:
+        items = work_list(args.min_per_element, val_fraction=args.val_fraction, qm7=args.qm7)
     write_work_list(items, args.out)
     print(json.dumps(summary(items), indent=1))
     return 0

@@ -76,6 +76,9 @@ class TrainConfig:
         torch intra-op threads.
     max_structures : int, optional
         Use at most this many training structures (after a seeded shuffle); None: all.
+    keep_sources : tuple of str
+        Sources (e.g. ``"whole"``) whose training structures are all kept; ``max_structures`` is then filled up
+        with a seeded sample of the others.
     reference_basis : str
         Orbital basis of the free-atom minao references (delta learning).
     metric_cache_mb : float
@@ -109,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     max_structures: int | None = None
+    keep_sources: tuple[str, ...] = ()
     reference_basis: str = "def2-svp"
     metric_cache_mb: float = 1000.0
     gradient_metric_dir: str | None = None
@@ -126,8 +130,9 @@ class TrainConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown training settings {sorted(unknown)}.")
-        if "shards" in data:
-            data["shards"] = tuple([data["shards"]] if isinstance(data["shards"], str) else data["shards"])
+        for name in ("shards", "keep_sources"):
+            if name in data:
+                data[name] = tuple([data[name]] if isinstance(data[name], str) else data[name])
         for name in data.get("loss_weights", {}) or {}:
             if name not in LOSSES:
                 raise ValueError(f"{path}: unknown loss {name!r}; choose from {LOSSES}.")
@@ -460,8 +465,13 @@ def split_structures(cfg: TrainConfig, structures):
     if overlap:
         raise ValueError(f"molecules in both splits: {sorted(overlap)[:5]}; the split must be molecule-level.")
     if cfg.max_structures is not None and len(train) > cfg.max_structures:
+        kept = [s for s in train if s["source"] in cfg.keep_sources]
+        others = [s for s in train if s["source"] not in cfg.keep_sources]
+        if len(kept) > cfg.max_structures:
+            raise ValueError(f"keep_sources {list(cfg.keep_sources)} hold {len(kept)} training structures, "
+                             f"more than max_structures={cfg.max_structures}.")
         rng = random.Random(cfg.seed)
-        train = rng.sample(train, cfg.max_structures)
+        train = kept + rng.sample(others, cfg.max_structures - len(kept))
     if not train or not val:
         raise ValueError(f"need training and validation structures, have {len(train)} and {len(val)}.")
     return train, val
