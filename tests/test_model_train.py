@@ -101,22 +101,22 @@ def test_gradient_metrics_are_precomputed_once(shard, tmp_path):
     assert precompute_gradient_metrics(cfg, workers=1, progress=False) == 0
 
 
-def test_keep_sources_are_always_in_the_subsample():
+def test_keep_sources_are_used_whole_and_the_rest_sampled_alike():
+    import random
+
     from workflows.train import split_structures
 
-    pool = [{"structure_id": f"s{i}", "molecule_id": f"m{i}", "source": "whole" if i < 3 else "fragment",
-             "split": "val" if i == 19 else "train"} for i in range(20)]
-    cfg = TrainConfig(max_structures=8, keep_sources=("whole",), seed=1)
-    train_set, val_set = split_structures(cfg, pool)
+    pool = [{"structure_id": f"s{i}", "molecule_id": f"m{i}", "source": "fragment", "split": "train"}
+            for i in range(16)] + [{"structure_id": f"w{i}", "molecule_id": f"p{i}", "source": "whole",
+                                    "split": "val" if i == 0 else "train"} for i in range(4)]
+    plain = split_structures(TrainConfig(max_structures=8, seed=1), pool)[0]
+    assert plain == random.Random(1).sample([s for s in pool if s["split"] == "train"], 8)  # unchanged sampling
+    train_set, val_set = split_structures(TrainConfig(max_structures=8, keep_sources=("whole",), seed=1), pool)
     ids = [s["structure_id"] for s in train_set]
-    assert len(ids) == 8 == len(set(ids)) and {"s0", "s1", "s2"} <= set(ids)
-    assert [s["structure_id"] for s in val_set] == ["s19"]
-    assert split_structures(cfg, pool)[0] == train_set  # seeded
-    plain = TrainConfig(max_structures=8, seed=1)  # without keep_sources: the earlier sample, unchanged
-    import random
-    assert split_structures(plain, pool)[0] == random.Random(1).sample(pool[:19], 8)
-    with pytest.raises(ValueError, match="more than max_structures=2"):
-        split_structures(TrainConfig(max_structures=2, keep_sources=("whole",)), pool)
+    assert len(ids) == 11 == len(set(ids)) and {"w1", "w2", "w3"} <= set(ids)
+    assert [s["structure_id"] for s in val_set] == ["w0"]
+    fewer = split_structures(TrainConfig(max_structures=8, keep_sources=("whole",), seed=1), pool[:17])[0]
+    assert [s for s in fewer if s["source"] == "fragment"] == [s for s in train_set if s["source"] == "fragment"]
 
 
 def test_config_rejects_unknown_fields(tmp_path):

@@ -77,8 +77,8 @@ class TrainConfig:
     max_structures : int, optional
         Use at most this many training structures (after a seeded shuffle); None: all.
     keep_sources : tuple of str
-        Sources (e.g. ``"whole"``) whose training structures are all kept; ``max_structures`` is then filled up
-        with a seeded sample of the others.
+        Sources (e.g. ``"whole"``) whose training structures are all used; ``max_structures`` then caps only the
+        others, so their sample does not depend on how many of these there are.
     reference_basis : str
         Orbital basis of the free-atom minao references (delta learning).
     metric_cache_mb : float
@@ -458,20 +458,17 @@ def warm_start(model, source: str) -> None:
 
 
 def split_structures(cfg: TrainConfig, structures):
-    """Training and validation structures from the stored molecule-level split; optional seeded subsample."""
+    """Training and validation structures from the stored molecule-level split; optional seeded subsample of the
+    training structures outside ``keep_sources``."""
     train = [s for s in structures if s["split"] == "train"]
     val = [s for s in structures if s["split"] == "val"]
     overlap = {s["molecule_id"] for s in train} & {s["molecule_id"] for s in val}
     if overlap:
         raise ValueError(f"molecules in both splits: {sorted(overlap)[:5]}; the split must be molecule-level.")
-    if cfg.max_structures is not None and len(train) > cfg.max_structures:
-        kept = [s for s in train if s["source"] in cfg.keep_sources]
-        others = [s for s in train if s["source"] not in cfg.keep_sources]
-        if len(kept) > cfg.max_structures:
-            raise ValueError(f"keep_sources {list(cfg.keep_sources)} hold {len(kept)} training structures, "
-                             f"more than max_structures={cfg.max_structures}.")
-        rng = random.Random(cfg.seed)
-        train = kept + rng.sample(others, cfg.max_structures - len(kept))
+    kept = [s for s in train if s["source"] in cfg.keep_sources]
+    others = [s for s in train if s["source"] not in cfg.keep_sources]
+    if cfg.max_structures is not None and len(others) > cfg.max_structures:
+        train = kept + random.Random(cfg.seed).sample(others, cfg.max_structures)
     if not train or not val:
         raise ValueError(f"need training and validation structures, have {len(train)} and {len(val)}.")
     return train, val
