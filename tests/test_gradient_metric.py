@@ -64,3 +64,28 @@ def test_open_shell_and_wrong_length_are_refused():
         gradient_metric([1, 1, 1], [[0, 0, 0], [0, 0, 0.9], [0, 0.9, 0]], np.zeros(30), AUX)
     with pytest.raises(ValueError, match="auxiliary functions"):
         gradient_metric([1, 1], [[0, 0, 0], [0, 0, 0.74]], np.zeros(3), AUX)
+
+
+def test_error_split_isolates_the_coulomb_and_xc_parts():
+    """A model that predicts the label exactly has no error in either part; a minao-level density's error is
+    mostly in its Coulomb potential, and each mixture moves the guess."""
+    from ase.build import molecule
+    from pyscf import gto, scf
+
+    from scfguess.fitting import fit_density
+    from stub_models import FixedModel, MinaoModel
+    from workflows.error_split import split_guess_error
+
+    atoms = molecule("H2O")
+    mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), basis="def2-svp", verbose=0)
+    label = fit_density(mol, scf.RHF(mol).run().make_rdm1())  # a converged density standing in for a label
+    structure = {"structure_id": "water", "numbers": atoms.numbers, "positions": atoms.positions, "coeffs": label}
+    exact = split_guess_error(FixedModel(label), [structure])["per_structure"]["water"]
+    assert exact["model"] == pytest.approx(exact["label"], rel=1e-8)
+    assert exact["j_label"] == pytest.approx(exact["label"], rel=1e-8)
+    assert exact["xc_label"] == pytest.approx(exact["label"], rel=1e-8)
+    minao = split_guess_error(MinaoModel(), [structure])["per_structure"]["water"]
+    assert minao["label"] == pytest.approx(exact["label"], rel=1e-8)
+    assert minao["model"] > 5 * minao["label"]
+    assert minao["j_label"] < minao["model"] / 3
+    assert minao["xc_label"] != pytest.approx(minao["model"], rel=1e-3)

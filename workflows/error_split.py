@@ -1,0 +1,116 @@
+"""Which part of a model's guess error does the SCF see: its Coulomb potential or its exchange-correlation potential?
+
+    python -m workflows.error_split nequip-l-v5-g --shards data/shards/shard-00068.h5 --limit 6
+
+For labelled structures (converged PBE/def2-SVP densities fitted in def2-universal-jfit), the converter's Fock
+matrix h + J[c] + V_xc[c] is built four ways, mixing the model's coefficients and the label's:
+
+============  ==============  ================
+variant       J from          V_xc from
+============  ==============  ================
+``model``     model           model            (the ML guess)
+``j_label``   label           model            (the guess with a perfect Coulomb potential)
+``xc_label``  model           label            (the guess with a perfect exchange-correlation potential)
+``label``     label           label            (the oracle: the label density through the converter)
+============  ==============  ================
+
+Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
+PBE/def2-SVP, SCFbench's default SCF settings). If ``j_label`` is far below ``model``, the Coulomb error dominates
+and the Coulomb-response (gradient) loss targets the right thing; if ``xc_label`` is, the V_xc error does and a loss
+blind to it cannot remove it. Prints one JSON object: per structure the four gradient norms (Hartree) and their
+geometric means over the structures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+VARIANTS = ("model", "j_label", "xc_label", "label")
+
+
+def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp") -> dict:
+    """Gradient norms of the four J/V_xc mixtures (see the module docstring) for each structure.
+
+    Parameters
+    ----------
+    model : str or loaded model
+        Installed model name, or an object with ``name``, ``auxbasis`` and ``predict(numbers, positions_Å)``.
+    structures : list of dict
+        Labelled structures (:func:`workflows.train.load_structures`): numbers, positions (Å), coeffs.
+
+    Returns
+    -------
+    dict
+        ``{"per_structure": {id: {variant: gradient norm}}, "geomean": {variant: value}, "natoms": {id: n}}``.
+    """
+    from scfbench.guesses import guess_quality
+    from scfbench.jobs import ScfSettings, make_scf
+    from scfbench.metrics import geometric_mean
+    from scfguess.auxbasis import coulomb_metric, make_auxmol
+    from scfguess.converter import density_fock
+    from scfguess.density import project_electron_count
+    from scfguess.fitting import coulomb_matrix
+    from scfguess.registry import load_model
+    from scfguess.structures import Structure, to_mole
+
+    if isinstance(model, str):
+        model = load_model(model)
+    per, natoms = {}, {}
+    for s in structures:
+        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"])
+        mol = to_mole(st, basis)
+        mf = make_scf(mol, xc, ScfSettings())
+        auxmol = make_auxmol(mol, model.auxbasis)
+        metric = coulomb_metric(auxmol)
+        coeffs = {
+            "model": project_electron_count(auxmol, model.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom")),
+                                            mol.nelectron, metric),
+            "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
+        }
+        fock = {k: density_fock(mf, auxmol, c)[0] for k, c in coeffs.items()}
+        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items()}
+        mixtures = {
+            "model": fock["model"],
+            "j_label": fock["model"] - coulomb["model"] + coulomb["label"],
+            "xc_label": fock["label"] - coulomb["label"] + coulomb["model"],
+            "label": fock["label"],
+        }
+        s1e = mf.get_ovlp()
+        row = {}
+        for name in VARIANTS:
+            mo_energy, mo_coeff = mf.eig(mixtures[name], s1e)
+            dm = mf.make_rdm1(mo_coeff, mf.get_occ(mo_energy, mo_coeff))
+            row[name] = guess_quality(mf, dm)[1]
+        per[s["structure_id"]] = row
+        natoms[s["structure_id"]] = len(s["numbers"])
+        print(s["structure_id"], len(s["numbers"]), {k: round(v, 4) for k, v in row.items()}, file=sys.stderr,
+              flush=True)
+    return {"model": model.name, "per_structure": per, "natoms": natoms,
+            "geomean": {v: geometric_mean([row[v] for row in per.values()]) for v in VARIANTS}}
+
+
+def main(argv=None) -> int:
+    """Command line (see the module docstring)."""
+    from workflows.train import load_structures, resolve_shards
+
+    parser = argparse.ArgumentParser(prog="python -m workflows.error_split", description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="installed model name")
+    parser.add_argument("--shards", nargs="+", required=True, help="labelled shard files or glob patterns")
+    parser.add_argument("--split", default=None, choices=("train", "val"), help="only structures of this split")
+    parser.add_argument("--limit", type=int, default=6, help="first LIMIT structures (default 6)")
+    args = parser.parse_args(argv)
+    structures = [s for s in load_structures(resolve_shards(args.shards))
+                  if args.split is None or s["split"] == args.split][:args.limit]
+    if not structures:
+        print(f"no structures in {args.shards}" + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
+        return 2
+    print(json.dumps(split_guess_error(args.model, structures), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
