@@ -81,6 +81,7 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
     label = fit_density(mol, scf.RHF(mol).run().make_rdm1())  # a converged density standing in for a label
     structure = {"structure_id": "water", "numbers": atoms.numbers, "positions": atoms.positions, "coeffs": label}
     exact = split_guess_error(FixedModel(label), [structure])["per_structure"]["water"]
+    assert exact["predicted_bare"] == exact["predicted_screened"] == 0.0
     assert exact["model"] == pytest.approx(exact["label"], rel=1e-8)
     assert exact["j_label"] == pytest.approx(exact["label"], rel=1e-8)
     assert exact["xc_label"] == pytest.approx(exact["label"], rel=1e-8)
@@ -89,3 +90,23 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
     assert minao["model"] > 5 * minao["label"]
     assert minao["j_label"] < minao["model"] / 3
     assert minao["xc_label"] != pytest.approx(minao["model"], rel=1e-3)
+    assert minao["predicted_screened"] > minao["predicted_bare"] > 0  # the Coulomb response amplifies
+
+
+def test_screened_metric_is_the_response_amplified_ov_error(water):
+    """Δcᵀ Rᵀ M R Δc equals ‖(1 + 4 V E⁻¹) ΔF_ov‖² with V_ia,jb = (ia|jb) built explicitly in the auxiliary basis."""
+    from scfguess.auxbasis import coulomb_metric
+    from workflows.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
+
+    _, mol, auxmol, coeffs, _ = water
+    occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs)
+    assert gaps.shape == (occ.shape[1], vir.shape[1]) and gaps.min() > 0
+    w = ov_three_center(mol, auxmol, occ, vir)
+    jm = coulomb_metric(auxmol)
+    dc = np.random.default_rng(3).normal(size=auxmol.nao) * 1e-3
+    dF = dc @ w  # occupied-virtual block of ΔJ, (nocc·nvir,)
+    v = w.T @ np.linalg.solve(jm, w)  # (ia|jb) through the auxiliary basis
+    g = dF + 4 * v @ (dF / gaps.ravel())
+    assert dc @ screened_ov_metric(w, gaps, jm) @ dc == pytest.approx(g @ g, rel=1e-8)
+    assert dc @ (w @ w.T) @ dc == pytest.approx(dF @ dF, rel=1e-10)
+    np.testing.assert_allclose(w @ w.T, ov_coulomb_metric(mol, auxmol, occ, vir), rtol=1e-12, atol=1e-14)

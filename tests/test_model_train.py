@@ -80,17 +80,18 @@ def test_training_is_deterministic(shard, tmp_path):
     assert a["best_val"]["coulomb_per_atom"] == b["best_val"]["coulomb_per_atom"]
 
 
-def test_gradient_loss_is_trained_reported_and_selects(shard, tmp_path):
-    out = tmp_path / "grad"
-    summary = train(_config(shard, out, max_epochs=3, loss_weights={"gradient": 100.0, "coulomb": 1.0},
-                            select_on="gradient"), progress=False)
+@pytest.mark.parametrize("name, folder", [("gradient", "gradient-metrics"), ("screened", "gradient-metrics/screened")])
+def test_orbital_gradient_losses_are_trained_reported_and_select(shard, tmp_path, name, folder):
+    out = tmp_path / name
+    summary = train(_config(shard, out, max_epochs=3, loss_weights={name: 100.0, "coulomb": 1.0},
+                            select_on=name), progress=False)
     rows = _log(out)
-    assert {"val_coulomb_per_atom", "val_gradient_per_atom"} <= set(rows[0])
-    best = min(rows, key=lambda r: float(r["val_gradient_per_atom"]))
+    assert {"val_coulomb_per_atom", f"val_{name}_per_atom"} <= set(rows[0])
+    best = min(rows, key=lambda r: float(r[f"val_{name}_per_atom"]))
     assert summary["best_epoch"] == int(best["epoch"])
-    assert summary["best_val"]["gradient_per_atom"] < summary["baseline_val"]["gradient_per_atom"]
+    assert summary["best_val"][f"{name}_per_atom"] < summary["baseline_val"][f"{name}_per_atom"]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    assert len(list((out / "gradient-metrics").glob("*.npy"))) == len(NAMES)  # kept for a resumed run
+    assert len(list((out / folder).glob("*.npy"))) == len(NAMES)  # kept for a resumed run
 
 
 def test_gradient_metrics_are_precomputed_once(shard, tmp_path):

@@ -17,8 +17,11 @@ variant       J from          V_xc from
 Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
 PBE/def2-SVP, SCFbench's default SCF settings). If ``j_label`` is far below ``model``, the Coulomb error dominates
 and the Coulomb-response (gradient) loss targets the right thing; if ``xc_label`` is, the V_xc error does and a loss
-blind to it cannot remove it. Prints one JSON object: per structure the four gradient norms (Hartree) and their
-geometric means over the structures.
+blind to it cannot remove it. Two predictions of ``xc_label`` (whose only error is the Coulomb one) from the
+coefficient error Δc alone are added, in the same commutator norm (2√2 times the occupied-virtual norm):
+``predicted_bare`` from the gradient metric M and ``predicted_screened`` from the screened metric Rᵀ M R of
+:mod:`workflows.gradient_metric` (``--no-predict`` skips them). Prints one JSON object: per structure the gradient
+norms (Hartree) and their geometric means over the structures.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import sys
 import numpy as np
 
 VARIANTS = ("model", "j_label", "xc_label", "label")
+PREDICTIONS = ("predicted_bare", "predicted_screened")
 
 
-def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp") -> dict:
+def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp",
+                      predict: bool = True) -> dict:
     """Gradient norms of the four J/V_xc mixtures (see the module docstring) for each structure.
 
     Parameters
@@ -41,11 +46,14 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         Installed model name, or an object with ``name``, ``auxbasis`` and ``predict(numbers, positions_Å)``.
     structures : list of dict
         Labelled structures (:func:`workflows.train.load_structures`): numbers, positions (Å), coeffs.
+    predict : bool
+        Also give the first-order predictions of ``xc_label`` from the bare and screened metrics.
 
     Returns
     -------
     dict
-        ``{"per_structure": {id: {variant: gradient norm}}, "geomean": {variant: value}, "natoms": {id: n}}``.
+        ``{"per_structure": {id: {variant: gradient norm}}, "geomean": {variant: value}, "natoms": {id: n}}``;
+        variants include the predictions when ``predict``.
     """
     from scfbench.guesses import guess_quality
     from scfbench.jobs import ScfSettings, make_scf
@@ -56,6 +64,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfguess.fitting import coulomb_matrix
     from scfguess.registry import load_model
     from scfguess.structures import Structure, to_mole
+    from workflows.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
 
     if isinstance(model, str):
         model = load_model(model)
@@ -85,12 +94,20 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             mo_energy, mo_coeff = mf.eig(mixtures[name], s1e)
             dm = mf.make_rdm1(mo_coeff, mf.get_occ(mo_energy, mo_coeff))
             row[name] = guess_quality(mf, dm)[1]
+        if predict:
+            error = coeffs["model"] - coeffs["label"]
+            occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs["label"], xc)
+            w = ov_three_center(mol, auxmol, occ, vir)
+            row["predicted_bare"] = 2 * np.sqrt(2) * float(np.linalg.norm(error @ w))
+            screened = screened_ov_metric(w, gaps, metric)
+            row["predicted_screened"] = 2 * np.sqrt(2) * float(np.sqrt(error @ screened @ error))
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])
         print(s["structure_id"], len(s["numbers"]), {k: round(v, 4) for k, v in row.items()}, file=sys.stderr,
               flush=True)
     return {"model": model.name, "per_structure": per, "natoms": natoms,
-            "geomean": {v: geometric_mean([row[v] for row in per.values()]) for v in VARIANTS}}
+            "geomean": {v: geometric_mean([row[v] for row in per.values()])
+                        for v in VARIANTS + (PREDICTIONS if predict else ())}}
 
 
 def main(argv=None) -> int:
@@ -102,13 +119,14 @@ def main(argv=None) -> int:
     parser.add_argument("--shards", nargs="+", required=True, help="labelled shard files or glob patterns")
     parser.add_argument("--split", default=None, choices=("train", "val"), help="only structures of this split")
     parser.add_argument("--limit", type=int, default=6, help="first LIMIT structures (default 6)")
+    parser.add_argument("--no-predict", action="store_true", help="skip the metric predictions")
     args = parser.parse_args(argv)
     structures = [s for s in load_structures(resolve_shards(args.shards))
                   if args.split is None or s["split"] == args.split][:args.limit]
     if not structures:
         print(f"no structures in {args.shards}" + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
         return 2
-    print(json.dumps(split_guess_error(args.model, structures), indent=1))
+    print(json.dumps(split_guess_error(args.model, structures, predict=not args.no_predict), indent=1))
     return 0
 
 

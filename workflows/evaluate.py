@@ -25,12 +25,14 @@ import json
 DEFAULT_SHARDS = ("data/shards/shard-0000?.h5",)
 
 
-def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None, gradient: bool = False) -> dict:
+def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None, gradient: bool = False,
+                    gradient_dir=None) -> dict:
     """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``.
 
     ``extra`` maps labels to further in-memory modules (e.g. an ensemble not yet saved) scored the same way.
     ``gradient`` adds the orbital-gradient metric per atom (:mod:`workflows.gradient_metric`; a few seconds per
-    structure to set up).
+    structure to set up; ``gradient_dir`` reads and keeps them as ``<gradient_dir>/<structure_id>.npy``, the layout
+    of a training run's ``gradient_metric_dir``).
     """
     import torch
 
@@ -52,7 +54,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
         if metrics is None:
             metrics = {"coulomb": coulomb_metrics(module.auxbasis, 1000.0)}
             if gradient:
-                metrics["gradient"] = gradient_metrics(module.auxbasis, 4000.0)
+                metrics["gradient"] = gradient_metrics(module.auxbasis, 4000.0, gradient_dir)
         out[label] = evaluate(module, structures, metrics)
         if i == 0 and isinstance(module, DensityModel) and module.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
@@ -132,13 +134,16 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=("train", "val"))
     parser.add_argument("--gradient", action="store_true",
                         help="also report the orbital-gradient metric per atom (workflows.gradient_metric)")
+    parser.add_argument("--gradient-dir", metavar="DIR", default=None,
+                        help="read and keep the gradient metrics in DIR (e.g. a training run's gradient_metric_dir)")
     parser.add_argument("--guess-quality", metavar="SET", help="score the guesses on SCFbench molecules instead")
     parser.add_argument("--limit", type=int, default=8, help="molecules of --guess-quality SET (default 8)")
     args = parser.parse_args(argv)
     if args.guess_quality:
         result = guess_quality_of_models(args.models, args.guess_quality, args.limit)
     else:
-        result = evaluate_models(args.models, tuple(args.shards), args.split, gradient=args.gradient)
+        result = evaluate_models(args.models, tuple(args.shards), args.split, gradient=args.gradient or
+                                 args.gradient_dir is not None, gradient_dir=args.gradient_dir)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -15,6 +15,8 @@ Losses (``loss_weights`` combines them):
 - ``gradient``: (c - c_ref)ᵀ M (c - c_ref) with M the occupied-virtual Coulomb-response metric of
   :mod:`workflows.gradient_metric` (Hartree²: the squared occupied-virtual block of the guess's Coulomb-matrix
   error), summed and divided the same way;
+- ``screened``: the same with the screened metric Rᵀ M R of :mod:`workflows.gradient_metric` (Hartree²: the
+  squared first-order orbital gradient of the guess, the block above amplified by the Coulomb response);
 - ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss).
 """
 
@@ -37,7 +39,9 @@ import numpy as np
 
 from scfguess import keys as K
 
-LOSSES = ("coulomb", "gradient", "mae_rmse")
+LOSSES = ("coulomb", "gradient", "screened", "mae_rmse")
+#: Losses whose per-structure metric is costly and kept on disk (under ``gradient_metric_dir``).
+ORBITAL_METRICS = ("gradient", "screened")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class TrainConfig:
     loss_weights : dict
         Weight of each loss in ``LOSSES``; zero or absent terms are skipped.
     select_on : str
-        Validation metric (``coulomb`` or ``gradient``, per atom) that picks the best epoch and drives the
+        Validation metric (``coulomb``, ``gradient`` or ``screened``, per atom) that picks the best epoch and drives the
         learning-rate schedule and early stopping.
     batch_size : int
         Structures per optimisation step.
@@ -84,8 +88,8 @@ class TrainConfig:
     metric_cache_mb : float
         Memory budget for cached per-structure metrics (recomputed beyond it).
     gradient_metric_dir : str, optional
-        Folder of the on-disk gradient metrics (default ``out_dir/gradient-metrics``); runs on the same structures
-        may share one.
+        Folder of the on-disk gradient metrics (default ``out_dir/gradient-metrics``; screened ones in its
+        ``screened/`` subfolder); runs on the same structures may share one.
     export_to : str, optional
         Model folder to export the best weights into.
     init_from : str, optional
@@ -136,8 +140,9 @@ class TrainConfig:
         for name in data.get("loss_weights", {}) or {}:
             if name not in LOSSES:
                 raise ValueError(f"{path}: unknown loss {name!r}; choose from {LOSSES}.")
-        if data.get("select_on", "coulomb") not in ("coulomb", "gradient"):
-            raise ValueError(f"{path}: select_on must be 'coulomb' or 'gradient', got {data['select_on']!r}.")
+        if data.get("select_on", "coulomb") not in ("coulomb",) + ORBITAL_METRICS:
+            raise ValueError(f"{path}: select_on must be one of {('coulomb',) + ORBITAL_METRICS}, "
+                             f"got {data['select_on']!r}.")
         return cls(**data)
 
 
@@ -237,31 +242,39 @@ def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
     return MetricCache(compute, budget_mb)
 
 
-def _gradient_metric_of(s: dict, auxbasis: str) -> np.ndarray:
+def _gradient_metric_of(s: dict, auxbasis: str, screened: bool = False) -> np.ndarray:
     from workflows.gradient_metric import gradient_metric
 
-    return gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis)
+    return gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis, screened=screened)
 
 
-def gradient_metrics(auxbasis: str, budget_mb: float, directory=None) -> MetricCache:
-    """Cached occupied-virtual Coulomb-response metric M of each structure (:mod:`workflows.gradient_metric`);
-    seconds per structure, so ``directory`` keeps them on disk."""
-    return MetricCache(functools.partial(_gradient_metric_of, auxbasis=auxbasis), budget_mb, directory)
+def gradient_metrics(auxbasis: str, budget_mb: float, directory=None, screened: bool = False) -> MetricCache:
+    """Cached occupied-virtual Coulomb-response metric M (``screened``: Rᵀ M R) of each structure
+    (:mod:`workflows.gradient_metric`); seconds per structure, so ``directory`` keeps them on disk."""
+    return MetricCache(functools.partial(_gradient_metric_of, auxbasis=auxbasis, screened=screened), budget_mb,
+                       directory)
 
 
-def _gradient_metric_dir(cfg: "TrainConfig") -> Path:
-    return Path(cfg.gradient_metric_dir or Path(cfg.out_dir) / "gradient-metrics")
+def _gradient_metric_dir(cfg: "TrainConfig", name: str = "gradient") -> Path:
+    root = Path(cfg.gradient_metric_dir or Path(cfg.out_dir) / "gradient-metrics")
+    return root / "screened" if name == "screened" else root
 
 
-def _store_gradient_metric(s: dict, auxbasis: str, directory: str) -> str:
-    gradient_metrics(auxbasis, 0.0, directory)(s)
+def _orbital_metrics_of(cfg: "TrainConfig") -> list[str]:
+    """The on-disk metrics a run needs: those of its losses and of its selection metric."""
+    return [name for name in ORBITAL_METRICS
+            if float(cfg.loss_weights.get(name, 0.0)) != 0.0 or cfg.select_on == name]
+
+
+def _store_gradient_metric(s: dict, auxbasis: str, directory: str, screened: bool) -> str:
+    gradient_metrics(auxbasis, 0.0, directory, screened)(s)
     return s["structure_id"]
 
 
 def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: bool = True) -> int:
-    """Compute the missing gradient metrics of a run's training and validation structures into its metric folder
-    (``gradient_metric_dir``, default ``out_dir/gradient-metrics``) with ``workers`` processes; returns how many
-    were computed."""
+    """Compute the missing on-disk metrics (gradient, screened) of a run's training and validation structures into
+    its metric folder (``gradient_metric_dir``, default ``out_dir/gradient-metrics``) with ``workers`` processes;
+    returns how many were computed."""
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -269,15 +282,18 @@ def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: 
     from scfguess.model import ModelConfig
 
     train_set, val_set = split_structures(cfg, load_structures(resolve_shards(cfg.shards)))
-    directory = _gradient_metric_dir(cfg)
-    todo = [s for s in val_set + train_set if not (directory / f"{s['structure_id']}.npy").exists()]
-    job = functools.partial(_store_gradient_metric, auxbasis=ModelConfig.from_dict(cfg.model).auxbasis,
-                            directory=str(directory))
-    with get_context("spawn").Pool(workers) as pool:
-        for _ in tqdm(pool.imap_unordered(job, todo), total=len(todo), desc="gradient metrics",
-                      disable=not progress):
-            pass
-    return len(todo)
+    computed = 0
+    for name in _orbital_metrics_of(cfg):
+        directory = _gradient_metric_dir(cfg, name)
+        todo = [s for s in val_set + train_set if not (directory / f"{s['structure_id']}.npy").exists()]
+        job = functools.partial(_store_gradient_metric, auxbasis=ModelConfig.from_dict(cfg.model).auxbasis,
+                                directory=str(directory), screened=name == "screened")
+        with get_context("spawn").Pool(workers) as pool:
+            for _ in tqdm(pool.imap_unordered(job, todo), total=len(todo), desc=f"{name} metrics",
+                          disable=not progress):
+                pass
+        computed += len(todo)
+    return computed
 
 
 def element_statistics(model, structures, metric=None):
@@ -501,8 +517,9 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
     model = build_model(cfg, train_set)
     aux = model.config.auxbasis
     metrics = {"coulomb": coulomb_metrics(aux, cfg.metric_cache_mb)}  # always reported
-    if "gradient" in weights or cfg.select_on == "gradient":
-        metrics["gradient"] = gradient_metrics(aux, cfg.metric_cache_mb, _gradient_metric_dir(cfg))
+    for name in _orbital_metrics_of(cfg):
+        metrics[name] = gradient_metrics(aux, cfg.metric_cache_mb, _gradient_metric_dir(cfg, name),
+                                         screened=name == "screened")
     loss_metrics = {name: m for name, m in metrics.items() if name in weights}
     select_key = f"{cfg.select_on}_per_atom"
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -647,10 +664,11 @@ def model_card(cfg: TrainConfig, model, summary: dict, command: str) -> str:
         f"| {s} | {base.get('rmse_per_element', {}).get(s, float('nan')):.4g} | {v:.4g} |"
         for s, v in best.get("rmse_per_element", {}).items())
     gradient_row = ""
-    if "gradient_per_atom" in best:
-        selected = ", the selection metric" if cfg.select_on == "gradient" else ""
-        gradient_row = (f"| orbital-gradient metric per atom (Hartree²{selected}) "
-                        f"| {base.get('gradient_per_atom', float('nan')):.4g} | {best['gradient_per_atom']:.4g} |\n")
+    for name, label in (("gradient", "orbital-gradient metric"), ("screened", "screened orbital-gradient metric")):
+        if f"{name}_per_atom" in best:
+            selected = ", the selection metric" if cfg.select_on == name else ""
+            gradient_row += (f"| {label} per atom (Hartree²{selected}) | "
+                             f"{base.get(f'{name}_per_atom', float('nan')):.4g} | {best[f'{name}_per_atom']:.4g} |\n")
     return f"""# {Path(cfg.export_to).name}
 
 {cfg.description}
