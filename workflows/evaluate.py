@@ -13,8 +13,8 @@ SCFbench set or file, or ``held-out-LO-HI``: the validation-split training-pool 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
 object: model name -> metrics of :func:`workflows.train.evaluate` (Coulomb error per atom in Hartree, coefficient
-MAE and RMSE, RMSE per element; with ``--gradient`` also the orbital-gradient metric per atom in Hartree²), plus the
-reference-superposition-only baseline of the first model.
+MAE and RMSE, RMSE per element; with ``--gradient`` also the orbital-gradient metric per atom in Hartree², with
+``--screened`` the screened one), plus the reference-superposition-only baseline of the first model.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ DEFAULT_SHARDS = ("data/shards/shard-0000?.h5",)
 
 
 def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None, gradient: bool = False,
-                    gradient_dir=None) -> dict:
+                    gradient_dir=None, screened: bool = False) -> dict:
     """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``.
 
     ``extra`` maps labels to further in-memory modules (e.g. an ensemble not yet saved) scored the same way.
     ``gradient`` adds the orbital-gradient metric per atom (:mod:`workflows.gradient_metric`; a few seconds per
     structure to set up; ``gradient_dir`` reads and keeps them as ``<gradient_dir>/<structure_id>.npy``, the layout
-    of a training run's ``gradient_metric_dir``).
+    of a training run's ``gradient_metric_dir``). ``screened`` adds the screened metric per atom (kept in
+    ``<gradient_dir>/screened``).
     """
     import torch
 
@@ -55,6 +56,9 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
             metrics = {"coulomb": coulomb_metrics(module.auxbasis, 1000.0)}
             if gradient:
                 metrics["gradient"] = gradient_metrics(module.auxbasis, 4000.0, gradient_dir)
+            if screened:
+                folder = None if gradient_dir is None else f"{gradient_dir}/screened"
+                metrics["screened"] = gradient_metrics(module.auxbasis, 4000.0, folder, screened=True)
         out[label] = evaluate(module, structures, metrics)
         if i == 0 and isinstance(module, DensityModel) and module.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
@@ -134,6 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=("train", "val"))
     parser.add_argument("--gradient", action="store_true",
                         help="also report the orbital-gradient metric per atom (workflows.gradient_metric)")
+    parser.add_argument("--screened", action="store_true", help="also report the screened orbital-gradient metric")
     parser.add_argument("--gradient-dir", metavar="DIR", default=None,
                         help="read and keep the gradient metrics in DIR (e.g. a training run's gradient_metric_dir)")
     parser.add_argument("--guess-quality", metavar="SET", help="score the guesses on SCFbench molecules instead")
@@ -143,7 +148,8 @@ def main(argv=None) -> int:
         result = guess_quality_of_models(args.models, args.guess_quality, args.limit)
     else:
         result = evaluate_models(args.models, tuple(args.shards), args.split, gradient=args.gradient or
-                                 args.gradient_dir is not None, gradient_dir=args.gradient_dir)
+                                 args.gradient_dir is not None, gradient_dir=args.gradient_dir,
+                                 screened=args.screened)
     print(json.dumps(result, indent=1))
     return 0
 
