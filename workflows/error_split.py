@@ -103,7 +103,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             row["predicted_screened"] = 2 * np.sqrt(2) * float(np.sqrt(error @ screened @ error))
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])
-        print(s["structure_id"], len(s["numbers"]), {k: round(v, 4) for k, v in row.items()}, file=sys.stderr,
+        print(s["structure_id"], len(s["numbers"]), {k: round(float(v), 4) for k, v in row.items()}, file=sys.stderr,
               flush=True)
     return {"model": model.name, "per_structure": per, "natoms": natoms,
             "geomean": {v: geometric_mean([row[v] for row in per.values()])
