@@ -22,8 +22,9 @@ g = −(1 + 4 V E⁻¹) ΔF_ov with V_ia,jb = (ia|jb) and E the orbital-energy g
     ‖g‖² = Δcᵀ Rᵀ M R Δc.
 
 The response term amplifies long-range, small-gap errors (charge moved across the molecule); at 28-40 atoms
-‖g‖ is 2.5-3 times ‖ΔF_ov‖. Measured on a 40-atom molecule (``nequip-l-v5-g``, J error only): ‖g‖ × 2√2, the commutator
-norm SCFbench reports, predicts 0.221 Hartree against 0.204 measured; the unscreened ‖ΔF_ov‖ × 2√2 gives 0.071.
+‖g‖ is 2.5-3 times ‖ΔF_ov‖. Measured on a 40-atom molecule (``nequip-l-v5-g``, J error only,
+``python -m workflows.error_split``): ‖g‖ × 2√2, the commutator norm SCFbench reports, predicts 0.221 Hartree
+against 0.204 measured; the unscreened ‖ΔF_ov‖ × 2√2 gives 0.071.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def label_orbitals_and_gaps(mol, auxmol, coeffs, xc: str = "pbe", grids_level: i
 
 
 def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
-    """W_P,ia = (P|ia) for the given orbitals; (naux, nocc·nvir), Hartree per unit coefficient."""
+    """(P|ia) for the given orbitals; (naux, nocc·nvir), Hartree per unit coefficient. ``w @ w.T`` is M."""
     from pyscf import lib
 
     from scfguess.fitting import int3c_blocks
@@ -93,14 +94,8 @@ def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
     return w
 
 
-def ov_coulomb_metric(mol, auxmol, occ, vir) -> np.ndarray:
-    """M_PQ = Σ_ia (P|ia)(ia|Q) for the given orbitals; (naux, naux), Hartree² per unit coefficient²."""
-    w = ov_three_center(mol, auxmol, occ, vir)
-    return w @ w.T
-
-
 def screened_ov_metric(w: np.ndarray, gaps: np.ndarray, coulomb_metric: np.ndarray) -> np.ndarray:
-    """Rᵀ M R with M = W Wᵀ and R = 1 + 4 J⁻¹ Wᵀ E⁻¹ W (see the module docstring); (naux, naux), Hartree².
+    """Rᵀ M R with M = ``w @ w.T`` and R = 1 + 4 J⁻¹ ``w`` E⁻¹ ``w.T`` (module docstring); (naux, naux), Hartree².
 
     Parameters
     ----------

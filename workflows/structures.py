@@ -519,7 +519,8 @@ def main(argv=None) -> int:
     parser.add_argument("--qm7", type=Path, nargs="?", const=DEFAULT_QM7, default=None,
                         help="append QM7 structures (default file when given without a path)")
     parser.add_argument("--whole", metavar="MIN-MAX", default=None,
-                        help="instead: whole pool molecules of MIN-MAX atoms (e.g. 21-40), for a work list of their own")
+                        help="instead: whole training-split pool molecules of MIN-MAX atoms (e.g. 21-40), "
+                             "for a work list of their own")
     args = parser.parse_args(argv)
     if args.whole:
         try:

@@ -79,7 +79,7 @@ class TrainConfig:
     threads : int
         torch intra-op threads.
     max_structures : int, optional
-        Use at most this many training structures (after a seeded shuffle); None: all.
+        Use at most this many training structures outside ``keep_sources`` (a seeded sample); None: all.
     keep_sources : tuple of str
         Sources (e.g. ``"whole"``) whose training structures are all used; ``max_structures`` then caps only the
         others, so their sample does not depend on how many of these there are.
