@@ -70,10 +70,8 @@ def test_open_shell_and_wrong_length_are_refused():
 def test_error_split_isolates_the_coulomb_and_xc_parts():
     """A model that predicts the label exactly has no error in either part; a minao-level density's error is
     mostly in its Coulomb potential, and each mixture moves the guess."""
-    from ase.build import molecule
-    from pyscf import gto, scf
+    from pyscf import scf
 
-    from scfguess.fitting import fit_density
     from stub_models import FixedModel, MinaoModel
     from workflows.error_split import split_guess_error
 
