@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# torch first (CPU wheel 2.13.0), then the project in editable mode with its test extras.
+# torch 2.13.0 first (the project machine's pip finds its CPU wheel locally; PyPI alone would give the CUDA
+# build), then the project in editable mode with its test extras.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"

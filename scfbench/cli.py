@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an unwritable --out/--csv/--plot path, an unreachable --scheduler
+        print(f"scfbench: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_sets(args) -> int:

@@ -66,9 +66,11 @@ class SCFGuessCalculator(Calculator):
     xc : str
         Functional (PySCF notation).
     charge : int, optional
-        Total charge; None takes ``atoms.info["charge"]`` (0 when absent).
+        Total charge; None takes ``atoms.info["charge"]``, else the rounded sum of the initial charges (0 when
+        none are set).
     spin : int, optional
-        2S = N_alpha - N_beta; None takes ``atoms.info["spin"]`` (0 when absent). Open shells use UKS.
+        2S = N_alpha - N_beta; None takes ``atoms.info["spin"]``, else the rounded absolute sum of the initial
+        magnetic moments (so ``ase.build.molecule("O2")`` is a triplet). Open shells use UKS.
     density_fit : bool
         RI-J / RI-JK with PySCF's default auxiliary basis for ``basis`` and ``xc``.
     guess : {"auto", "ml", "previous"}

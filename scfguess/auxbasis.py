@@ -77,5 +77,5 @@ def aux_integrals(auxmol):
 
 
 def coulomb_metric(auxmol):
-    """Coulomb metric J_PQ = (P|Q) of the auxiliary functions, (naux, naux) in hartree·bohr^-... a.u."""
+    """Coulomb metric J_PQ = (P|Q) of the auxiliary functions, (naux, naux), atomic units (Hartree for unit-normalised coefficients)"""
     return auxmol.intor("int2c2e", hermi=1)

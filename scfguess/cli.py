@@ -28,6 +28,9 @@ from importlib import resources
 
 from scfguess.hook import PYSCF_GUESSES
 
+#: PySCF guesses ``--compare`` offers: all but ``chk``, which needs a checkpoint file the command never has.
+COMPARE_GUESSES = tuple(g for g in PYSCF_GUESSES if g != "chk")
+
 DEMO_FILE = "aspirin.xyz"
 
 
@@ -46,7 +49,7 @@ def _parser():
     _add_settings(run)
     run.add_argument("--charge", type=int, help="total charge (default: from the file, else 0)")
     run.add_argument("--spin", type=int, help="2S = N_alpha - N_beta (default: from the file, else 0)")
-    run.add_argument("--compare", metavar="GUESS", help=f"also run from a PySCF guess ({', '.join(PYSCF_GUESSES)})")
+    run.add_argument("--compare", metavar="GUESS", help=f"also run from a PySCF guess ({', '.join(COMPARE_GUESSES)})")
     sub.add_parser("models", help="list the installed density models")
     demo = sub.add_parser("demo", help="aspirin, ML (or oracle) guess against minao")
     demo.add_argument("--model", help="density model name or folder (default: the default model)")
@@ -161,8 +164,8 @@ def cmd_run(args, out):
 
     from scfguess.structures import read_structures
 
-    if args.compare is not None and args.compare.lower() not in PYSCF_GUESSES:
-        raise ValueError(f"unknown guess {args.compare!r} for --compare; choose from {', '.join(PYSCF_GUESSES)}.")
+    if args.compare is not None and args.compare.lower() not in COMPARE_GUESSES:
+        raise ValueError(f"unknown guess {args.compare!r} for --compare; choose from {', '.join(COMPARE_GUESSES)}.")
     structures = read_structures(args.file)
     if args.charge is not None or args.spin is not None:
         structures = [replace(s, charge=s.charge if args.charge is None else args.charge,

@@ -22,7 +22,7 @@ Exact exchange cannot be built from a density, only from a density matrix D_x
 ``"none"``
     no exchange term.
 ``"auto"``
-    the default, chosen by measurement (README, "Hybrid functionals").
+    the default, chosen by measurement (README, "How the guess is built", Hybrids).
 
 Notes
 -----
@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from pyscf import dft, lib, scf
+from pyscf import dft, lib
 from pyscf.dft import numint
 from pyscf.scf import hf, rohf, uhf
 
@@ -81,7 +81,7 @@ class Conversion:
     nelectron_fitted : float
         Electron count of the coefficients before any charge projection.
     timings : dict
-        Seconds per step (coulomb, xc, exchange, diagonalise).
+        Seconds per step (``coulomb``, ``xc``, ``exchange_and_diagonalise``).
     """
 
     dm: np.ndarray
@@ -383,7 +383,7 @@ def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix
         Density coefficients in PySCF's spherical order of ``auxbasis`` on ``mf.mol``.
     auxbasis : str or dict
         Auxiliary basis of ``coeffs``.
-    exchange : {"auto", "sad", "diag", "pbe", "pbe:N", "none"}
+    exchange : {"auto", "sad", "diag", "diag:N", "pbe", "pbe:N", "none"}
         Source of the exact-exchange density matrix for hybrids (module doc).
     fix_charge : {"auto", True, False}
         Project ``coeffs`` to ``mf.mol.nelectron`` electrons; "auto" does so when the

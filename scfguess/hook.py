@@ -151,7 +151,7 @@ def build_scf(structure, basis="def2-svp", xc="pbe", *, density_fit=True, grids_
     density_fit : bool
         RI-J (RI-JK for hybrids) with PySCF's default auxiliary basis.
     grids_level : int
-        PySCF DFT grid level.
+        PySCF DFT grid level, 0-9.
     conv_tol : float
         Energy convergence threshold, Hartree.
     max_cycle : int
@@ -166,13 +166,15 @@ def build_scf(structure, basis="def2-svp", xc="pbe", *, density_fit=True, grids_
     Raises
     ------
     ValueError
-        Unknown functional or basis, an element the basis lacks
+        Unknown functional or basis, a grid level outside 0-9, an element the basis lacks
         (:class:`~scfguess.errors.UnsupportedElementError`), or a molecule whose estimated
         memory exceeds ``max_memory`` or the memory available.
     """
     from scfguess.structures import to_mole
 
     check_xc(xc)
+    if not 0 <= grids_level <= 9:  # PySCF's radial grid table has levels 0-9; -1 would silently mean 9
+        raise ValueError(f"grids level must be between 0 and 9, got {grids_level}.")
     limit = available_memory_mb() if max_memory is None else min(float(max_memory), available_memory_mb())
     mol = to_mole(structure, basis, max_memory=int(limit))
     check_memory(mol, limit)

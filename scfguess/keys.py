@@ -39,10 +39,6 @@ SPLIT_KEY: Final[str] = "split"  # () str | "train" or "val"
 ATOM_OFFSETS_KEY: Final[str] = "atom_offsets"  # (N+1,) int64 | index into numbers/positions
 COEFF_OFFSETS_KEY: Final[str] = "coeff_offsets"  # (N+1,) int64 | index into coeffs
 
-#: Per-atom arrays, concatenated over structures and sliced with ``atom_offsets``.
-ATOM_FIELDS: Final[tuple[str, ...]] = (NUMBERS_KEY, POSITIONS_KEY)
-#: Per-auxiliary-function arrays, sliced with ``coeff_offsets``.
-COEFF_FIELDS: Final[tuple[str, ...]] = (COEFFS_KEY,)
 #: Numeric per-structure scalars, one entry per structure.
 SCALAR_FIELDS: Final[tuple[str, ...]] = (
     ENERGY_KEY, CHARGE_KEY, SPIN_KEY, NELECTRON_KEY, FIT_ELECTRONS_KEY, MINAO_CYCLES_KEY,

@@ -19,7 +19,7 @@ The scale and the references are buffers fixed before training (they are stored 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -78,9 +78,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Build from a JSON dict (lists become tuples; unknown keys are an error)."""
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**d)
+        """Build from a JSON dict (lists become tuples); unknown keys raise ValueError naming them."""
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown model configuration keys {', '.join(unknown)}; this scfguess knows "
+                             f"{', '.join(f.name for f in fields(cls))}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""

@@ -133,10 +133,15 @@ class LoadedModel:
                 f"model {folder.name}: sha256 of {WEIGHTS_FILE} is {sha[:12]}…, metadata says "
                 f"{str(meta.get('sha256'))[:12]}…; the weights are corrupt or were replaced."
             )
-        if "members" in meta:
-            module = DensityEnsemble([ModelConfig.from_dict(c) for c in meta["members"]])
-        else:
-            module = DensityModel(ModelConfig.from_dict(meta["config"]))
+        try:
+            if "members" in meta:
+                module = DensityEnsemble([ModelConfig.from_dict(c) for c in meta["members"]])
+            elif "config" in meta:
+                module = DensityModel(ModelConfig.from_dict(meta["config"]))
+            else:
+                raise ValueError(f"{METADATA_FILE} has neither 'config' nor 'members'.")
+        except ValueError as exc:
+            raise ValueError(f"model {folder.name}: {exc}") from None
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         module.eval()
         for p in module.parameters():

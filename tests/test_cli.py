@@ -124,8 +124,11 @@ PERIODIC = ('3\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="
     ("periodic.xyz", PERIODIC, [], "is periodic"),
     ("w.txt", WATER_XYZ, [], "unknown file type"),
     ("w.xyz", WATER_XYZ, ["--compare", "random"], "unknown guess 'random' for --compare"),
+    ("w.xyz", WATER_XYZ, ["--compare", "chk"], "unknown guess 'chk' for --compare"),
     ("w.xyz", WATER_XYZ, ["--model", "no-such-model"], "density model 'no-such-model' not found"),
     ("w.xyz", WATER_XYZ, ["--grids-level", "fine"], "invalid int value: 'fine'"),
+    ("w.xyz", WATER_XYZ, ["--grids-level", "10"], "grids level must be between 0 and 9, got 10"),
+    ("w.xyz", WATER_XYZ, ["--grids-level", "-1"], "grids level must be between 0 and 9, got -1"),
 ])
 def test_bad_input_exits_2_with_one_sentence(tmp_path, models, capsys, name, text, extra, match):
     code, out = run(["run", write(tmp_path, name, text), *FAST, *extra])

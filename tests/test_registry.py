@@ -57,6 +57,20 @@ def test_newer_format_version_fails_clearly(model_dir):
         registry.load_model(folder / "tiny")
 
 
+@pytest.mark.parametrize("edit, match", [
+    (lambda meta: meta["config"].update(hidden_width=64), "model tiny: unknown model configuration keys hidden_width"),
+    (lambda meta: meta.pop("config"), "model tiny: metadata.json has neither 'config' nor 'members'"),
+])
+def test_broken_metadata_fails_clearly(model_dir, edit, match):
+    folder, _ = model_dir
+    meta_path = folder / "tiny" / registry.METADATA_FILE
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=match):
+        registry.load_model(folder / "tiny")
+
+
 def test_no_model_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "model_dirs", lambda: [tmp_path])
     with pytest.raises(RuntimeError, match="no density model is installed"):

@@ -122,6 +122,9 @@ def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsy
     assert main(["report", store]) == 0
     table = capsys.readouterr().out
     assert "RIC" in table and "atoms <=20" in table
+    assert main(["report", store, "--csv", str(plots)]) == 2  # a folder where a file should go
+    err = capsys.readouterr().err
+    assert err.startswith("scfbench: error:") and "Is a directory" in err and "Traceback" not in err
 
 
 def test_killed_run_resumes_without_lost_or_duplicate_records(tmp_path):

@@ -5,7 +5,8 @@
 - Inference: median wall time of ``model.predict`` (float32, one torch thread, model already loaded) on the
   NCI evaluation molecule closest to 60 atoms, over 20 calls after 2 warm-up calls.
 - Ions: the training data is neutral and closed-shell. For NH4+ and OH- (PBE/def2-SVP, RI-J) the SCF cycles from
-  minao, from the ML guess with the electron-count projection (``fix_charge=True``, the default) and without it,
+  minao, from the ML guess with the electron-count projection (``fix_charge=True``; the default ``"auto"`` projects
+  whenever the count is off by more than 1e-4 electrons, as it is for an ion) and without it,
   and whether each reached the minao energy.
 """
 

@@ -114,7 +114,8 @@ def run(args):
         sys.exit(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(HYBRID_VARIANTS)}")
     for structure in _molecules(args.n):
         for xc in args.xc.split(","):
-            wanted = ["minao"] + (["oracle/" + v for v in variants] if xc != "pbe" else ["oracle"])
+            hybrid = dft.libxc.is_hybrid_xc(xc)  # the same split as _bench_molecule's hybrid_coefficients
+            wanted = ["minao"] + (["oracle/" + v for v in variants] if hybrid else ["oracle"])
             if all((structure.id, xc, g) in done for g in wanted):
                 continue
             _bench_molecule(structure, xc, variants, done, write)

@@ -24,7 +24,8 @@ fragments and conformers are all on one side.
 The work list is ordered for variety first (see :func:`work_list`): one structure per distinct
 molecule, with molecules containing the rare elements (P, F, Cl, S) and conformers of them given
 half of the places until every element appears in ``min_per_element`` structures, then one
-conformer of every molecule, then QM7. ``python -m workflows.structures`` writes it to ``data/worklist.jsonl``.
+conformer of every molecule, then QM7. ``python -m workflows.structures`` writes it to ``data/worklist.jsonl`` (``--whole``: to
+``data/worklist-whole.jsonl``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ JITTER_HEAVY = 0.03
 JITTER_H = 0.06
 DEFAULT_QM7 = Path("/work/shared/data/qm7/qm7.xyz")
 DEFAULT_WORKLIST = Path("data/worklist.jsonl")
+#: Where ``--whole`` writes its work list unless ``--out`` is given (never over the main one).
+WHOLE_WORKLIST = Path("data/worklist-whole.jsonl")
 
 
 @dataclass
@@ -513,7 +516,8 @@ def summary(items) -> dict:
 def main(argv=None) -> int:
     """Command line: write the work list and print its summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_WORKLIST)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"work list to write (default {DEFAULT_WORKLIST}, with --whole {WHOLE_WORKLIST})")
     parser.add_argument("--min-per-element", type=int, default=300)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--qm7", type=Path, nargs="?", const=DEFAULT_QM7, default=None,
@@ -530,7 +534,7 @@ def main(argv=None) -> int:
         items = whole_items(lo, hi, val_fraction=args.val_fraction)
     else:
         items = work_list(args.min_per_element, val_fraction=args.val_fraction, qm7=args.qm7)
-    write_work_list(items, args.out)
+    write_work_list(items, args.out or (WHOLE_WORKLIST if args.whole else DEFAULT_WORKLIST))
     print(json.dumps(summary(items), indent=1))
     return 0
 

@@ -1,4 +1,4 @@
-"""Train a density model on labelled shards:  ``python -m workflows.train CONFIG.yaml [--resume|--fresh]``.
+"""Train a density model on labelled shards:  ``python -m workflows.train CONFIG.yaml [--fresh]``.
 
 The YAML file holds the fields of :class:`TrainConfig` (``model:`` holds those of
 :class:`scfguess.model.ModelConfig`). The run folder ``out_dir`` receives ``checkpoint.pt`` (written atomically
@@ -296,7 +296,7 @@ def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: 
     return computed
 
 
-def element_statistics(model, structures, metric=None):
+def element_statistics(model, structures):
     """Per-element reference-removed RMS of the targets, per shell (constant within each shell; PySCF order).
 
     Returns
@@ -357,7 +357,7 @@ def structure_manifest(train_set, val_set, max_listed: int = 1000) -> dict:
 
 # --------------------------------------------------------------------------------------- losses
 
-def batch_tensors(structures, model):
+def batch_tensors(structures):
     """Concatenate structures into one graph: numbers, positions (float32 Å), batch, targets, per-structure slices."""
     import torch
 
@@ -401,7 +401,7 @@ def evaluate(model, structures, metrics, batch_size=16):
     with torch.no_grad():
         for start in range(0, len(structures), batch_size):
             chunk = structures[start:start + batch_size]
-            numbers, positions, batch, target, bounds = batch_tensors(chunk, model)
+            numbers, positions, batch, target, bounds = batch_tensors(chunk)
             pred = model(numbers, positions, batch)
             err = (pred - target).double()
             for k, s in enumerate(chunk):
@@ -571,7 +571,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                 bar = tqdm(batches, desc=f"epoch {epoch}", disable=not progress, leave=False)
                 for start in bar:
                     chunk = [train_set[i] for i in order[start:start + cfg.batch_size]]
-                    numbers, positions, batch, target, bounds = batch_tensors(chunk, model)
+                    numbers, positions, batch, target, bounds = batch_tensors(chunk)
                     pred = model(numbers, positions, batch)
                     parts = losses(pred, target, bounds, chunk, loss_metrics, len(numbers))
                     loss = sum(w * parts[name] for name, w in weights.items())
