@@ -60,14 +60,16 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
                 folder = None if gradient_dir is None else f"{gradient_dir}/screened"
                 metrics["screened"] = gradient_metrics(module.auxbasis, 4000.0, folder, screened=True)
         out[label] = evaluate(module, structures, metrics)
-        if i == 0 and isinstance(module, DensityModel) and module.config.delta:
+        # an ensemble's references are those of its members; its first member stands for them
+        base = module.members[0] if hasattr(module, "members") else module
+        if i == 0 and isinstance(base, DensityModel) and base.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
-                saved = [p.clone() for p in module.parameters()]
-                for head in module.heads:
+                saved = [p.clone() for p in base.parameters()]
+                for head in base.heads:
                     for p in head.parameters():
                         p.zero_()
-                out["reference superposition only"] = evaluate(module, structures, metrics)
-                for p, s in zip(module.parameters(), saved):
+                out["reference superposition only"] = evaluate(base, structures, metrics)
+                for p, s in zip(base.parameters(), saved):
                     p.copy_(s)
         module.eval()
     return out
