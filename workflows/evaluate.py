@@ -37,7 +37,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     """
     import torch
 
-    from scfguess.model import DensityModel
+    from scfguess.model import DensityEnsemble, DensityModel
     from scfguess.registry import load_model
     from workflows.train import coulomb_metrics, evaluate, gradient_metrics, load_structures, resolve_shards
 
@@ -61,7 +61,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
                 metrics["screened"] = gradient_metrics(module.auxbasis, 4000.0, folder, screened=True)
         out[label] = evaluate(module, structures, metrics)
         # an ensemble's references are those of its members; its first member stands for them
-        base = module.members[0] if hasattr(module, "members") else module
+        base = module.members[0] if isinstance(module, DensityEnsemble) else module
         if i == 0 and isinstance(base, DensityModel) and base.config.delta:
             with torch.no_grad():  # the model with its correction switched off: references alone
                 saved = [p.clone() for p in base.parameters()]
