@@ -74,6 +74,17 @@ def test_tiny_training_decreases_loss_and_resumes(shard, tmp_path):
     assert model.predict(atoms.numbers, atoms.positions).shape == (3 * 0 + 49 + 2 * 11,)
 
 
+def test_a_spent_time_budget_is_kept_across_resumes(shard, tmp_path):
+    out = tmp_path / "run"
+    spent = _config(shard, out, max_epochs=50, max_minutes=1e-6)  # the first batch spends it
+    first = train(spent, progress=False)
+    assert first["stopped"] == "time budget" and first["epochs"] == 1
+    again = train(spent, progress=False)
+    assert again["stopped"] == "time budget" and again["epochs"] == 1 and len(_log(out)) == 1
+    more = train(_config(shard, out, max_epochs=2, max_minutes=60.0), progress=False)
+    assert more["stopped"] == "max_epochs" and more["epochs"] == 2 and more["minutes"] > first["minutes"]
+
+
 def test_training_is_deterministic(shard, tmp_path):
     a = train(_config(shard, tmp_path / "a", max_epochs=1), progress=False)
     b = train(_config(shard, tmp_path / "b", max_epochs=1), progress=False)

@@ -74,7 +74,8 @@ class TrainConfig:
         Stop after this many epochs without validation improvement.
     max_epochs : int
     max_minutes : float
-        Wall-clock budget of this invocation (a resumed run gets a new budget).
+        Training-time budget of the whole run, summed over resumed invocations: a run that has spent it (or stopped
+        early) only re-exports its best epoch when started again.
     seed : int
     threads : int
         torch intra-op threads.
@@ -525,14 +526,14 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience, min_lr=cfg.min_lr)
-    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "best_epoch": -1, "baseline": None}
+    state = {"epoch": 0, "best": math.inf, "bad_epochs": 0, "best_epoch": -1, "baseline": None, "minutes": 0.0}
     ckpt_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "log.csv"
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        state = json.loads(ckpt["state"])
+        state = {"minutes": 0.0, **json.loads(ckpt["state"])}
         print(f"resuming {ckpt_path} after epoch {state['epoch']}", file=sys.stderr)
     elif log_path.exists():
         log_path.unlink()
@@ -553,7 +554,15 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "state": json.dumps(state)}, ckpt_path)
 
-    t_start = time.monotonic()
+    t_start, minutes_before = time.monotonic(), state["minutes"]
+
+    def minutes() -> float:
+        return minutes_before + (time.monotonic() - t_start) / 60
+
+    def finished() -> bool:
+        return (state["epoch"] >= cfg.max_epochs or state["bad_epochs"] >= cfg.early_stop_patience
+                or state["minutes"] >= cfg.max_minutes)
+
     new_log = not log_path.exists()
     try:
         with open(log_path, "a", newline="") as log_fh:
@@ -561,7 +570,7 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
             if new_log:
                 writer.writerow(["epoch", "lr", "train_loss"] + [f"val_{name}_per_atom" for name in metrics]
                                 + ["val_mae", "val_rmse", "seconds"])
-            while state["epoch"] < cfg.max_epochs and not stop["flag"]:
+            while not finished() and not stop["flag"]:
                 epoch = state["epoch"]
                 order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_set))
                 torch.manual_seed(cfg.seed * 100003 + epoch)
@@ -581,13 +590,13 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                     running += float(loss.detach())
                     nb += 1
                     bar.set_postfix(loss=f"{running / nb:.4g}")
-                    if stop["flag"] or (time.monotonic() - t_start) / 60 > cfg.max_minutes:
+                    if stop["flag"] or minutes() > cfg.max_minutes:
                         break
                 if nb == 0 or (stop["flag"] and start + cfg.batch_size < len(order)):
                     break  # interrupted mid-epoch: the checkpoint of the last full epoch stays
                 val = evaluate(model, val_set, metrics)
                 scheduler.step(val[select_key])
-                state["epoch"] = epoch + 1
+                state.update(epoch=epoch + 1, minutes=minutes())
                 if val[select_key] < state["best"]:
                     state.update(best=val[select_key], best_epoch=epoch, bad_epochs=0, best_metrics=val)
                     _atomic_save(model.state_dict(), best_path)
@@ -600,27 +609,23 @@ def train(cfg: TrainConfig, resume: bool = True, command: str = "", progress: bo
                 save_checkpoint()
                 print(f"epoch {epoch}: train {running / nb:.5g}  val {cfg.select_on}/atom {val[select_key]:.5g}  "
                       f"rmse {val['rmse']:.4g}  lr {optimizer.param_groups[0]['lr']:.2g}", file=sys.stderr)
-                if state["bad_epochs"] >= cfg.early_stop_patience:
-                    state["stopped"] = "early stopping"
-                    break
-                if (time.monotonic() - t_start) / 60 > cfg.max_minutes:
-                    state["stopped"] = "time budget"
-                    break
     finally:
         for s, h in previous_handlers.items():
             signal.signal(s, h)
     save_checkpoint()
+    stopped = ("interrupted" if stop["flag"] and not finished()
+               else "early stopping" if state["bad_epochs"] >= cfg.early_stop_patience
+               else "time budget" if state["minutes"] >= cfg.max_minutes else "max_epochs")
     summary = {
         "epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val": state.get("best_metrics"),
-        "baseline_val": state["baseline"], "warm_start_val": state.get("warm_start"),
-        "stopped": state.get("stopped", "interrupted" if stop["flag"] else "max_epochs"),
+        "baseline_val": state["baseline"], "warm_start_val": state.get("warm_start"), "stopped": stopped,
         "n_train": len(train_set), "n_val": len(val_set),
         "n_train_molecules": len({s["molecule_id"] for s in train_set}),
         "n_val_molecules": len({s["molecule_id"] for s in val_set}),
         "sources": sorted({s["source"] for s in structures}),
         "train_atoms_per_element": element_counts(train_set),
         "structure_ids": structure_manifest(train_set, val_set),
-        "shards": [str(p) for p in shard_files], "minutes": (time.monotonic() - t_start) / 60,
+        "shards": [str(p) for p in shard_files], "minutes": state["minutes"],
     }
     with open(out / "summary.json", "w") as fh:
         json.dump(summary, fh, indent=2)
