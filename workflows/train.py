@@ -74,8 +74,8 @@ class TrainConfig:
         Stop after this many epochs without validation improvement.
     max_epochs : int
     max_minutes : float
-        Training-time budget of the whole run, summed over resumed invocations: a run that has spent it (or stopped
-        early) only re-exports its best epoch when started again.
+        Training-time budget of the whole run: the minutes of its completed epochs, summed over resumed invocations.
+        A run that has spent it (or stopped early) only re-exports its best epoch when started again.
     seed : int
     threads : int
         torch intra-op threads.
