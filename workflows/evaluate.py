@@ -92,6 +92,8 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
                             xc: str = "pbe") -> dict:
     """Orbital-gradient norm and energy of each model's converted guess on SCFbench molecules (no SCF).
 
+    A progress bar (one step per molecule, all models) goes to stderr.
+
     Returns
     -------
     dict
@@ -101,6 +103,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         [gradient norm, E_guess]}}}``. E_guess is the functional at the guess density matrix.
     """
     import numpy as np
+    from tqdm.auto import tqdm
 
     from scfbench.guesses import guess_quality
     from scfbench.jobs import ScfSettings, make_scf
@@ -112,7 +115,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
     models = [load_model(n) for n in names]
     structures = _guess_quality_structures(molecules, limit)
     per = {m.name: {} for m in models}
-    for st in structures:
+    for st in tqdm(structures, desc="guess quality", unit="molecule", dynamic_ncols=True):
         mol = to_mole(st, basis)
         mf = make_scf(mol, xc, ScfSettings())
         for m in models:
