@@ -43,7 +43,7 @@ def _split(text: str, what: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands ``sets``, ``run``, ``report``)."""
     from scfbench.guesses import GUESS_KINDS
-    from scfbench.jobs import ScfSettings
+    from scfguess.scf import ScfSettings
 
     d = ScfSettings()
     parser = _Parser(prog="scfbench", description="SCFbench: how many SCF cycles does an initial guess save?")
@@ -129,7 +129,7 @@ def _cmd_sets(args) -> int:
 def _validate_run(args):
     """Check every input of ``run``; returns (structures, bases, xcs, guesses, settings, model_sha256)."""
     from scfbench.guesses import parse_guess
-    from scfbench.jobs import ScfSettings, check_xc
+    from scfguess.scf import ScfSettings, check_xc
     from scfbench.sets import resolve_molecules
     from scfbench.store import check_store
     from scfguess.structures import check_basis
@@ -170,9 +170,9 @@ def _validate_run(args):
 
 def _model_sha256(spec) -> str:
     try:
-        from scfguess.registry import load_model
+        from scfguess.model.registry import load_model
     except ImportError as exc:
-        raise UsageError(f"guess {spec.label!r} needs scfguess.registry, which cannot be imported ({exc}).") from None
+        raise UsageError(f"guess {spec.label!r} needs scfguess.model.registry, which cannot be imported ({exc}).") from None
     try:
         model = load_model(spec.model)
     except (RuntimeError, ValueError, OSError, KeyError) as exc:

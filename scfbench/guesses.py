@@ -12,11 +12,11 @@ Labels
     Fock builds.
 ``oracle``
     The converged density of the ``minao`` run of the same molecule, basis, functional and settings, fitted and
-    passed through :func:`scfguess.converter.convert`. The reference run is not counted (the oracle is a bound, not
+    converted by :func:`scfguess.guess.oracle_from_dm`. The reference run is not counted (the oracle is a bound, not
     a method); it is taken from the run's reference cache when the ``minao`` job has stored it there.
 ``ml`` / ``ml:NAME``
-    The default / a named density model (:func:`scfguess.registry.load_model`) followed by
-    :func:`scfguess.converter.convert`; inference and conversion are timed separately.
+    The default / a named density model through :func:`scfguess.guess.ml_guess`, the pipeline the hook, CLI and
+    ASE calculator run; inference and conversion are timed separately.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PYSCF_GUESSES", "GUESS_KINDS", "GuessSpec", "parse_guess", "GuessResult", "ConvergedReference",
-           "make_guess", "guess_quality"]
+from scfguess.guess import Guess, ml_guess, oracle_from_dm
+from scfguess.scf import PYSCF_GUESSES, match_spin_layout
 
-#: PySCF's own guess names, as ``init_guess`` / ``get_init_guess(key=...)`` accept them.
-PYSCF_GUESSES: tuple[str, ...] = ("minao", "atom", "huckel", "mod_huckel", "sap", "vsap", "1e")
+__all__ = ["GUESS_KINDS", "GuessSpec", "parse_guess", "ConvergedReference", "make_guess", "guess_quality"]
 
 #: Every guess kind scfbench knows.
 GUESS_KINDS: tuple[str, ...] = (*PYSCF_GUESSES, "pbe-first", "oracle", "ml")
@@ -74,35 +73,6 @@ def parse_guess(label: str) -> GuessSpec:
     raise ValueError(f"unknown guess {label!r}; known guesses: {', '.join(GUESS_KINDS)}, ml:MODEL.")
 
 
-@dataclass
-class GuessResult:
-    """A density-matrix guess and its cost.
-
-    Attributes
-    ----------
-    dm : ndarray, shape (nao, nao) or (2, nao, nao)
-        Guess density matrix for the SCF object.
-    seconds : float
-        Wall time charged to the guess (s).
-    inference_seconds, conversion_seconds : float or None
-        For ``ml`` (model inference, converter) and ``oracle`` (conversion, including the fit); None otherwise.
-    fock_builds : int
-        Coulomb + XC builds hidden in the guess (converter build, PBE cycles of ``pbe-first``).
-    k_builds : int
-        Exact-exchange builds hidden in the guess.
-    extra : dict
-        Guess-specific facts to record (reference cycles, PBE convergence, exchange treatment ...).
-    """
-
-    dm: np.ndarray
-    seconds: float
-    inference_seconds: float | None = None
-    conversion_seconds: float | None = None
-    fock_builds: int = 0
-    k_builds: int = 0
-    extra: dict | None = None
-
-
 @dataclass(frozen=True)
 class ConvergedReference:
     """The converged ``minao`` run an ``oracle`` guess starts from.
@@ -122,8 +92,7 @@ class ConvergedReference:
     converged: bool
 
 
-def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedReference | None = None
-               ) -> GuessResult:
+def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedReference | None = None) -> Guess:
     """Compute the guess ``spec`` for the (not yet run) SCF object ``mf``.
 
     Parameters
@@ -136,64 +105,40 @@ def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedRe
         ``make_scf(xc, density_fit) -> SCF object`` for the same molecule and settings; builds the PBE run of
         ``pbe-first`` and the reference of ``oracle``.
     model : object, optional
-        Loaded density model for ``ml`` (``.predict(numbers, positions_angstrom)`` and ``.auxbasis``).
+        Loaded density model for ``ml`` (see :func:`scfguess.model.load_model`).
     reference : ConvergedReference, optional
         The converged ``minao`` run for ``oracle``; run here when not given.
 
     Returns
     -------
-    GuessResult
+    scfguess.guess.Guess
+        ``extra`` holds what the record stores beside the common fields.
     """
     if spec.kind in PYSCF_GUESSES:
         t0 = time.perf_counter()
         dm = mf.get_init_guess(mf.mol, key=spec.kind)
-        return GuessResult(dm=dm, seconds=time.perf_counter() - t0)
+        return Guess(dm=dm, seconds=time.perf_counter() - t0)
     if spec.kind == "pbe-first":
         t0 = time.perf_counter()
         mf_pbe = make_scf("pbe", True)
         mf_pbe.kernel(dm0=mf_pbe.get_init_guess(mf_pbe.mol, key="minao"))
-        dm = _match_spin_layout(mf_pbe.make_rdm1(), mf)
-        return GuessResult(dm=dm, seconds=time.perf_counter() - t0, fock_builds=int(mf_pbe.cycles),
-                           extra={"pbe_cycles": int(mf_pbe.cycles), "pbe_converged": bool(mf_pbe.converged)})
+        dm = match_spin_layout(mf_pbe.make_rdm1(), mf)
+        return Guess(dm=dm, seconds=time.perf_counter() - t0, fock_builds=int(mf_pbe.cycles),
+                     extra={"pbe_cycles": int(mf_pbe.cycles), "pbe_converged": bool(mf_pbe.converged)})
     if spec.kind == "oracle":
-        from scfguess.oracle import conversion_from_dm
-
         if reference is None:
             mf_ref = make_scf(None, None)
             mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
             reference = ConvergedReference(mf_ref.make_rdm1(), int(mf_ref.cycles), bool(mf_ref.converged))
-        t0 = time.perf_counter()
-        conv = conversion_from_dm(mf.mol, reference.dm, mf)
-        seconds = time.perf_counter() - t0
-        return GuessResult(dm=conv.dm, seconds=seconds, conversion_seconds=seconds,
-                           fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),
-                           extra={"reference_cycles": reference.cycles,
-                                  "reference_converged": reference.converged,
-                                  "exchange": conv.exchange})
+        guess = oracle_from_dm(mf, mf.mol, reference.dm)
+        guess.extra = {"reference_cycles": reference.cycles, "reference_converged": reference.converged,
+                       "exchange": guess.exchange}
+        return guess
     if spec.kind == "ml":
-        from scfguess.converter import convert
-
-        mol = mf.mol
-        t0 = time.perf_counter()
-        coeffs = model.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom"))
-        t1 = time.perf_counter()
-        conv = convert(mf, coeffs, model.auxbasis)
-        t2 = time.perf_counter()
-        return GuessResult(dm=conv.dm, seconds=t2 - t0, inference_seconds=t1 - t0, conversion_seconds=t2 - t1,
-                           fock_builds=int(conv.fock_builds), k_builds=int(conv.k_builds),
-                           extra={"exchange": conv.exchange})
+        guess = ml_guess(mf, model)
+        guess.extra = {"exchange": guess.exchange}
+        return guess
     raise ValueError(f"unknown guess kind {spec.kind!r}.")
-
-
-def _match_spin_layout(dm, mf):
-    """Convert a density matrix between restricted (nao, nao) and unrestricted (2, nao, nao) layouts for ``mf``."""
-    dm = np.asarray(dm)
-    unrestricted = mf.mol.spin != 0 or getattr(mf, "istype", lambda name: False)("UHF")
-    if unrestricted and dm.ndim == 2:
-        return np.stack([dm / 2, dm / 2])
-    if not unrestricted and dm.ndim == 3:
-        return dm[0] + dm[1]
-    return dm
 
 
 def guess_quality(mf, dm) -> tuple[float, float]:

@@ -12,140 +12,19 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from scfbench.guesses import ConvergedReference, GuessSpec, guess_quality, make_guess, parse_guess
+from scfguess.scf import ScfSettings, make_scf
 from scfguess.structures import Structure, to_mole
 
-__all__ = ["SCHEMA_VERSION", "ScfSettings", "Job", "run_job", "plan_jobs", "make_scf", "check_xc", "versions",
-           "parse_guess"]
+__all__ = ["SCHEMA_VERSION", "Job", "run_job", "plan_jobs", "versions"]
 
 #: Version of the record layout; stores from another version are refused.
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ScfSettings:
-    """SCF settings applied to every job (all set explicitly on the PySCF objects).
-
-    Attributes
-    ----------
-    density_fit : bool
-        Density fitting (RI-J, and RI-K for hybrids) in the SCF.
-    auxbasis : str or None
-        SCF auxiliary basis; None is PySCF's default for the orbital basis (recorded as resolved).
-    conv_tol : float
-        Energy convergence threshold (Hartree).
-    conv_tol_grad : float or None
-        Orbital-gradient threshold; None is PySCF's rule sqrt(conv_tol).
-    max_cycle : int
-        Maximum SCF cycles.
-    grids_level : int
-        DFT integration grid level (0-9).
-    diis_space : int
-        DIIS subspace size.
-    diis_start_cycle : int
-        First cycle that uses DIIS.
-    level_shift : float
-        Level shift (Hartree).
-    damp : float
-        Density damping factor.
-    max_memory : int
-        PySCF memory limit (MB).
-    gpu : bool
-        Run the SCF through gpu4pyscf.
-    """
-
-    density_fit: bool = True
-    auxbasis: str | None = None
-    conv_tol: float = 1e-9
-    conv_tol_grad: float | None = None
-    max_cycle: int = 50
-    grids_level: int = 3
-    diis_space: int = 8
-    diis_start_cycle: int = 1
-    level_shift: float = 0.0
-    damp: float = 0.0
-    max_memory: int = 4000
-    gpu: bool = False
-
-    def __post_init__(self):
-        if not self.conv_tol > 0:
-            raise ValueError(f"conv_tol must be positive, got {self.conv_tol}.")
-        if self.conv_tol_grad is not None and not self.conv_tol_grad > 0:
-            raise ValueError(f"conv_tol_grad must be positive, got {self.conv_tol_grad}.")
-        if self.max_cycle < 1:
-            raise ValueError(f"max_cycle must be at least 1, got {self.max_cycle}.")
-        if not 0 <= self.grids_level <= 9:
-            raise ValueError(f"grids level must be between 0 and 9, got {self.grids_level}.")
-        if self.diis_space < 1 or self.diis_start_cycle < 0:
-            raise ValueError("diis_space must be at least 1 and diis_start_cycle at least 0.")
-        if self.max_memory < 100:
-            raise ValueError(f"max_memory must be at least 100 MB, got {self.max_memory}.")
-
-    def as_dict(self) -> dict:
-        """Plain dict of the settings (JSON-ready)."""
-        return asdict(self)
-
-
-def check_xc(xc: str) -> None:
-    """Raise ValueError unless PySCF/libxc understands the functional name ``xc``."""
-    from pyscf.dft import libxc
-
-    try:
-        libxc.parse_xc(xc)
-    except Exception:  # noqa: BLE001 - libxc raises KeyError, ValueError ... for unknown names
-        raise ValueError(f"unknown functional {xc!r} (PySCF/libxc does not know it).") from None
-
-
-def make_scf(mol, xc: str, settings: ScfSettings):
-    """RKS (closed shell) or UKS (open shell) object for ``mol`` with every setting applied explicitly.
-
-    Parameters
-    ----------
-    mol : pyscf.gto.Mole
-        Built molecule.
-    xc : str
-        Functional.
-    settings : ScfSettings
-        SCF settings; ``settings.gpu`` is not applied here (see :func:`run_job`).
-
-    Returns
-    -------
-    pyscf.dft.rks.RKS or pyscf.dft.uks.UKS
-        Density-fitted when ``settings.density_fit``.
-    """
-    from pyscf import dft
-    from pyscf.dft import gen_grid, radi
-
-    mf = dft.RKS(mol) if mol.spin == 0 else dft.UKS(mol)
-    mf.xc = xc
-    mf.verbose = 0
-    mf.conv_tol = settings.conv_tol
-    mf.conv_tol_grad = settings.conv_tol_grad
-    mf.max_cycle = settings.max_cycle
-    mf.diis = True
-    mf.diis_space = settings.diis_space
-    mf.diis_start_cycle = settings.diis_start_cycle
-    mf.diis_file = None
-    mf.level_shift = settings.level_shift
-    mf.damp = settings.damp
-    mf.direct_scf = True
-    mf.direct_scf_tol = 1e-13
-    mf.conv_check = True
-    mf.max_memory = settings.max_memory
-    mf.chkfile = None
-    mf.grids.level = settings.grids_level
-    mf.grids.prune = gen_grid.nwchem_prune
-    mf.grids.radi_method = radi.treutler_ahlrichs
-    mf.grids.becke_scheme = gen_grid.original_becke
-    mf.small_rho_cutoff = 1e-7
-    if settings.density_fit:
-        mf = mf.density_fit(auxbasis=settings.auxbasis)
-    return mf
 
 
 def resolved_auxbasis(mol, xc: str, settings: ScfSettings) -> str | None:
@@ -335,7 +214,7 @@ def _run(job: Job, record: dict) -> None:
     mf = build()
     model = None
     if job.guess.kind == "ml":
-        from scfguess.registry import load_model
+        from scfguess.model.registry import load_model
 
         model = load_model(job.guess.model)
         if job.model_sha256 is not None and model.sha256 != job.model_sha256:

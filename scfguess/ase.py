@@ -42,7 +42,8 @@ import numpy as np
 from ase.calculators.calculator import Calculator, SCFError, all_changes
 from pyscf.data import nist
 
-from scfguess.hook import apply, build_scf, check_xc
+from scfguess.hook import apply
+from scfguess.scf import ScfSettings, build_scf, check_xc
 from scfguess.structures import from_atoms
 
 __all__ = ["SCFGuessCalculator", "GUESSES", "AUTO_MAX_SHIFT"]
@@ -100,11 +101,11 @@ class SCFGuessCalculator(Calculator):
 
     implemented_properties = ["energy", "forces", "dipole"]
     default_parameters = dict(basis="def2-svp", xc="pbe", charge=None, spin=None, density_fit=True, guess="auto",
-                              model=None, fallback="minao", conv_tol=1e-9, max_cycle=100, grids_level=3,
+                              model=None, fallback="minao", conv_tol=1e-9, max_cycle=50, grids_level=3,
                               max_memory=4000)
 
     def __init__(self, basis="def2-svp", xc="pbe", charge=None, spin=None, density_fit=True, guess="auto", *,
-                 model=None, fallback="minao", conv_tol=1e-9, max_cycle=100, grids_level=3, max_memory=4000,
+                 model=None, fallback="minao", conv_tol=1e-9, max_cycle=50, grids_level=3, max_memory=4000,
                  **kwargs):
         if guess not in GUESSES:
             raise ValueError(f"guess must be one of {', '.join(GUESSES)}, got {guess!r}.")
@@ -140,8 +141,9 @@ class SCFGuessCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         p = self.parameters
         structure = from_atoms(self.atoms, "atoms", charge=p.charge, spin=p.spin)
-        mf = build_scf(structure, p.basis, p.xc, density_fit=p.density_fit, grids_level=p.grids_level,
-                       conv_tol=p.conv_tol, max_cycle=p.max_cycle, max_memory=p.max_memory)
+        settings = ScfSettings(density_fit=p.density_fit, grids_level=p.grids_level, conv_tol=p.conv_tol,
+                               max_cycle=p.max_cycle, max_memory=int(p.max_memory))
+        mf = build_scf(structure, p.basis, p.xc, settings)
         guess = self._choose_guess(structure)
         if guess == "previous":
             mf.kernel(dm0=self._previous[4])

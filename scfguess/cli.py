@@ -26,10 +26,10 @@ import sys
 import time
 from importlib import resources
 
-from scfguess.hook import PYSCF_GUESSES
+from scfguess.scf import PYSCF_GUESSES, ScfSettings
 
-#: PySCF guesses ``--compare`` offers: all but ``chk``, which needs a checkpoint file the command never has.
-COMPARE_GUESSES = tuple(g for g in PYSCF_GUESSES if g != "chk")
+#: PySCF guesses ``--compare`` offers.
+COMPARE_GUESSES = PYSCF_GUESSES
 
 DEMO_FILE = "aspirin.xyz"
 
@@ -62,10 +62,13 @@ def _add_settings(p):
     p.add_argument("--model", help="density model name or folder (default: the default model)")
     p.add_argument("--no-density-fit", dest="density_fit", action="store_false",
                    help="exact Coulomb/exchange instead of RI")
-    p.add_argument("--grids-level", type=int, default=3, help="PySCF DFT grid level (default 3)")
-    p.add_argument("--conv-tol", type=float, default=1e-9, help="SCF energy threshold, Hartree (default 1e-9)")
-    p.add_argument("--max-cycle", type=int, default=100, help="maximum SCF cycles (default 100)")
-    p.add_argument("--max-memory", type=float, help="MB PySCF may use (default: the memory available)")
+    d = ScfSettings()
+    p.add_argument("--grids-level", type=int, default=d.grids_level, help=f"PySCF DFT grid level (default {d.grids_level})")
+    p.add_argument("--conv-tol", type=float, default=d.conv_tol,
+                   help=f"SCF energy threshold, Hartree (default {d.conv_tol:g})")
+    p.add_argument("--max-cycle", type=int, default=d.max_cycle, help=f"maximum SCF cycles (default {d.max_cycle})")
+    p.add_argument("--max-memory", type=int, default=d.max_memory,
+                   help=f"MB PySCF may use (default {d.max_memory})")
 
 
 def set_threads():
@@ -88,14 +91,14 @@ def _run_one(mf, guess, model=None):
 
     Returns a dict: guess, cycles, converged, energy (Hartree), guess_s, scf_s.
     """
+    from scfguess.guess import oracle_guess
     from scfguess.hook import apply
-    from scfguess.oracle import oracle_conversion
 
     t0 = time.perf_counter()
     if guess == "ml":
         dm = apply(mf, model, fallback=None).get_init_guess()
     elif guess == "oracle":
-        dm = oracle_conversion(model, mf).dm
+        dm = oracle_guess(model, mf)
     else:
         dm = mf.get_init_guess(key=guess)
     t1 = time.perf_counter()
@@ -132,14 +135,15 @@ def _title(structure, args, mf):
 
 
 def _build(structure, args):
-    from scfguess.hook import build_scf
+    from scfguess.scf import build_scf
 
-    return build_scf(structure, args.basis, args.xc, density_fit=args.density_fit, grids_level=args.grids_level,
-                     conv_tol=args.conv_tol, max_cycle=args.max_cycle, max_memory=args.max_memory)
+    settings = ScfSettings(density_fit=args.density_fit, grids_level=args.grids_level, conv_tol=args.conv_tol,
+                           max_cycle=args.max_cycle, max_memory=args.max_memory)
+    return build_scf(structure, args.basis, args.xc, settings)
 
 
 def _load_model(name):
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
 
     try:
         return load_model(name)
@@ -187,7 +191,7 @@ def cmd_run(args, out):
 
 
 def cmd_models(args, out):
-    from scfguess.registry import list_models, model_dirs
+    from scfguess.model.registry import list_models, model_dirs
 
     models = list_models()
     if not models:
@@ -222,8 +226,9 @@ def cmd_demo(args, out):
         model = None
         print(f"{exc} Showing the oracle guess instead: the fitted converged density through the same converter, "
               "what a perfect model would give.", file=out)
-    settings = argparse.Namespace(basis="def2-svp", xc="pbe", density_fit=True, grids_level=3, conv_tol=1e-9,
-                                  max_cycle=100, max_memory=None)
+    d = ScfSettings()
+    settings = argparse.Namespace(basis="def2-svp", xc="pbe", density_fit=d.density_fit, grids_level=d.grids_level,
+                                  conv_tol=d.conv_tol, max_cycle=d.max_cycle, max_memory=d.max_memory)
     set_threads()
     mf = _build(structure, settings)
     print(f"Running {structure.id} ({structure.natoms} atoms) from minao, then from the "

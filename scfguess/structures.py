@@ -400,6 +400,43 @@ def check_basis(basis, symbols) -> None:
         raise UnsupportedElementError(missing, what=f"the basis set {basis!r}")
 
 
+#: Lightest element for which the def2 bases expect an effective core potential (Rb, Z = 37).
+FIRST_ECP_ELEMENT = 37
+
+
+def default_ecp(basis, symbols) -> dict:
+    """The ECP a basis expects for these elements: ``{symbol: basis}`` for def2 bases from Rb (Z = 37) on.
+
+    PySCF adds none by itself: iodine with def2-SVP and no ``ecp=`` runs all-electron in a basis made for an ECP.
+
+    Parameters
+    ----------
+    basis : str or dict
+        Orbital basis; only a def2 basis name implies ECPs.
+    symbols : iterable of str
+
+    Returns
+    -------
+    dict
+        Element symbol -> ECP name; empty when none is expected.
+    """
+    from pyscf import gto
+
+    if not (isinstance(basis, str) and basis.lower().replace("_", "-").startswith("def2-")):
+        return {}
+    return {s: basis for s in sorted(set(symbols)) if gto.charge(s) >= FIRST_ECP_ELEMENT}
+
+
+def atomic_numbers(mol) -> np.ndarray:
+    """Atomic numbers of a ``pyscf.gto.Mole``, (natm,) int, from the element symbols.
+
+    Unlike ``mol.atom_charges()`` this ignores ECPs (``atom_charges`` gives 25 for iodine under the def2 ECP).
+    """
+    from pyscf import gto
+
+    return np.array([gto.charge(mol.atom_pure_symbol(i)) for i in range(mol.natm)], dtype=int)
+
+
 def to_mole(structure: Structure, basis="def2-svp", *, max_memory: int = 4000, verbose: int = 0, **kwargs):
     """Build a ``pyscf.gto.Mole`` from a structure (Å → PySCF, the unit boundary).
 
@@ -414,7 +451,7 @@ def to_mole(structure: Structure, basis="def2-svp", *, max_memory: int = 4000, v
     verbose : int
         PySCF verbosity.
     **kwargs
-        Further ``Mole`` attributes (``cart``, ``ecp`` ...).
+        Further ``Mole`` attributes (``cart``, ``ecp`` ...); ``ecp`` defaults to :func:`default_ecp`.
 
     Returns
     -------
@@ -438,6 +475,7 @@ def to_mole(structure: Structure, basis="def2-svp", *, max_memory: int = 4000, v
     mol.max_memory = max_memory
     mol.verbose = verbose
     mol.output = None
+    mol.ecp = default_ecp(basis, structure.symbols)
     for key, value in kwargs.items():
         setattr(mol, key, value)
     with warnings.catch_warnings():

@@ -1,12 +1,12 @@
-"""Stand-in density models with the interface of :func:`scfguess.registry.load_model`'s result.
+"""Stand-in density models with the interface of :func:`scfguess.model.registry.load_model`'s result.
 
 They let the PySCF hook, the ASE calculator and the CLI be tested before a trained model exists. A real
-(untrained, tiny) model saved with :func:`scfguess.registry.save_model` is made by :func:`save_tiny_model`.
+(untrained, tiny) model saved with :func:`scfguess.model.registry.save_model` is made by :func:`save_tiny_model`.
 """
 
 import numpy as np
 
-from scfguess.auxbasis import DEFAULT_AUXBASIS
+from scfguess.density.auxbasis import DEFAULT_AUXBASIS
 from scfguess.errors import UnsupportedElementError
 
 
@@ -56,8 +56,8 @@ class FixedModel(MinaoModel):
 
 def save_tiny_model(folder, elements=("H", "C", "O"), default=True):
     """Save an untrained, tiny :class:`scfguess.model.DensityModel` as ``folder/tiny``; returns its path."""
-    from scfguess.model import DensityModel, ModelConfig
-    from scfguess.registry import save_model
+    from scfguess.model.network import DensityModel, ModelConfig
+    from scfguess.model.registry import save_model
 
     module = DensityModel(ModelConfig(elements=tuple(elements), hidden_muls=(4, 2, 2, 2, 2), num_layers=1,
                                       radial_hidden=8, num_basis=4))

@@ -12,7 +12,9 @@ from ase.optimize import BFGS
 from pyscf import dft, gto
 from pyscf.data import nist
 
+
 from scfguess import hook
+from scfguess import scf as scf_module
 from scfguess.ase import SCFGuessCalculator
 from stub_models import MinaoModel
 
@@ -139,7 +141,7 @@ def test_too_large_for_memory_and_unconverged_scf(model, monkeypatch):
     atoms.calc = SCFGuessCalculator(max_cycle=1, model=model, **FAST)
     with pytest.raises(SCFError, match="did not converge in 1 cycles"):
         atoms.get_potential_energy()
-    monkeypatch.setattr(hook, "available_memory_mb", lambda: 0.01)
+    monkeypatch.setattr(scf_module, "available_memory_mb", lambda: 0.01)
     atoms.calc = SCFGuessCalculator(model=model, **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from scfguess import cli, registry
+from scfguess import cli
+from scfguess.model import registry
 from scfguess.errors import ModelNotInstalledError
 from scfguess.structures import Structure
 from stub_models import save_tiny_model

@@ -5,8 +5,8 @@ import pytest
 from pyscf import dft, scf
 
 from scfguess import UnsupportedElementError, density_to_dm, fit_density
-from scfguess.auxbasis import make_auxmol
-from scfguess.converter import convert, xc_potential
+from scfguess.density.auxbasis import make_auxmol
+from scfguess.density.converter import convert, xc_potential
 
 from conftest import AMMONIUM, DIOXYGEN, HYDROXIDE, WATER, make_mol
 

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from scfguess import keys as K
-from scfguess.data import DensityDataset
+from scfguess.data import keys as K
+from scfguess.data.shards import DensityDataset
 from workflows import label, structures
 
 ROOT = Path(__file__).resolve().parents[1]

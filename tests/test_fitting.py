@@ -5,9 +5,9 @@ import pytest
 from pyscf import df, dft, scf
 
 from scfguess import UnsupportedElementError, fit_density
-from scfguess.auxbasis import aux_integrals, make_auxmol
-from scfguess.density import electron_count, project_electron_count
-from scfguess.fitting import coulomb_matrix, coulomb_matrix_from_cderi
+from scfguess.density.auxbasis import aux_integrals, make_auxmol
+from scfguess.density.electrons import electron_count, project_electron_count
+from scfguess.density.fitting import coulomb_matrix, coulomb_matrix_from_cderi
 
 from conftest import ETHANOL, WATER, make_mol
 

@@ -5,8 +5,8 @@ import pytest
 from ase.build import molecule
 from pyscf import dft, gto
 
-from scfguess.auxbasis import make_auxmol
-from scfguess.fitting import coulomb_matrix, fit_density
+from scfguess.density.auxbasis import make_auxmol
+from scfguess.density.fitting import coulomb_matrix, fit_density
 from workflows.gradient_metric import gradient_metric, label_orbitals, ov_three_center
 
 AUX = "def2-universal-jfit"
@@ -47,7 +47,7 @@ def test_metric_is_invariant_under_rotation_and_translation(water):
     from scipy.linalg import block_diag
     from scipy.spatial.transform import Rotation
 
-    from scfguess.irreps import pyscf_rotation, shell_angular_momenta
+    from scfguess.model.irreps import pyscf_rotation, shell_angular_momenta
 
     rot = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
     moved = atoms.positions @ rot.T + np.array([0.5, -2.0, 1.0])
@@ -94,7 +94,7 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
 
 def test_screened_metric_is_the_response_amplified_ov_error(water):
     """Δcᵀ Rᵀ M R Δc equals ‖(1 + 4 V E⁻¹) ΔF_ov‖² with V_ia,jb = (ia|jb) built explicitly in the auxiliary basis."""
-    from scfguess.auxbasis import coulomb_metric
+    from scfguess.density.auxbasis import coulomb_metric
     from workflows.gradient_metric import label_orbitals_and_gaps, screened_ov_metric
 
     _, mol, auxmol, coeffs, _ = water

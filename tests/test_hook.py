@@ -9,7 +9,9 @@ import pytest
 from pyscf import dft, gto
 
 import scfguess
-from scfguess import hook, registry
+from scfguess import hook
+from scfguess import scf as scf_module
+from scfguess.model import registry
 from scfguess.errors import ModelNotInstalledError, UnsupportedElementError
 from stub_models import FixedModel, MinaoModel, save_tiny_model
 from conftest import ETHANOL, WATER
@@ -187,7 +189,7 @@ def test_failed_conversion(oracle_model):
 
 
 def test_guess_too_large_for_memory(monkeypatch):
-    monkeypatch.setattr(hook, "available_memory_mb", lambda: 0.01)
+    monkeypatch.setattr(scf_module, "available_memory_mb", lambda: 0.01)
     fallback_case(MinaoModel(), "needs about .* MB, more than the 0 MB available")
 
 

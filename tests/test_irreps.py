@@ -6,7 +6,7 @@ from pyscf import gto
 from scipy.spatial.transform import Rotation
 
 from scfguess.errors import UnsupportedElementError
-from scfguess.irreps import (
+from scfguess.model.irreps import (
     change_of_basis,
     element_irreps,
     element_nao,

@@ -8,9 +8,10 @@ from pyscf import gto, scf
 from scipy.spatial.transform import Rotation
 
 from scfguess.errors import UnsupportedElementError
-from scfguess.fitting import fit_density
-from scfguess.irreps import pyscf_rotation, shell_angular_momenta
-from scfguess.model import DensityModel, ModelConfig, atomic_reference_coefficients, count_parameters
+from scfguess.density.fitting import fit_density
+from scfguess.model.irreps import pyscf_rotation, shell_angular_momenta
+from scfguess.density.reference import atomic_reference_coefficients
+from scfguess.model.network import DensityModel, ModelConfig, count_parameters
 
 SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16)
 
@@ -117,7 +118,7 @@ def test_unsupported_element_is_named():
 
 
 def test_atomic_reference_is_spherical_and_counts_electrons():
-    from scfguess.auxbasis import aux_integrals, make_auxmol
+    from scfguess.density.auxbasis import aux_integrals, make_auxmol
 
     c = atomic_reference_coefficients("O")
     mol = gto.M(atom="O 0 0 0", basis="def2-svp", verbose=0)

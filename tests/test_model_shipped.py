@@ -7,7 +7,7 @@ import pytest
 from pyscf import dft
 
 from scfguess import init_guess
-from scfguess.registry import load_model
+from scfguess.model.registry import load_model
 
 from conftest import ETHANOL, WATER, make_mol
 

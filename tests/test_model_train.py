@@ -8,9 +8,9 @@ import pytest
 from ase.build import molecule
 from pyscf import gto, scf
 
-from scfguess import keys as K
-from scfguess.auxbasis import make_auxmol
-from scfguess.fitting import fit_density
+from scfguess.data import keys as K
+from scfguess.density.auxbasis import make_auxmol
+from scfguess.density.fitting import fit_density
 from workflows.label import LabelSettings, write_shard
 from workflows.train import TrainConfig, train
 
@@ -67,7 +67,7 @@ def test_tiny_training_decreases_loss_and_resumes(shard, tmp_path):
     meta = json.loads((export / "metadata.json").read_text())
     assert meta["training"]["n_train"] == 6 and meta["training_command"] == "pytest"
 
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
 
     model = load_model(export)
     atoms = molecule("H2O")
@@ -144,7 +144,7 @@ def test_config_rejects_unknown_fields(tmp_path):
 def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
     export = tmp_path / "models" / "tiny"
     train(_config(shard, tmp_path / "a", max_epochs=2, export_to=str(export)), progress=False)
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
 
     source = load_model(export)
     warm = train(_config(shard, tmp_path / "b", max_epochs=1, lr=1e-9, init_from=str(export)), progress=False)
@@ -157,7 +157,7 @@ def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
 
 
 def test_ensemble_of_two_trained_models(shard, tmp_path):
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
     from workflows.ensemble import build_ensemble
 
     exports = []

@@ -5,7 +5,7 @@ import pytest
 from pyscf import dft
 
 from scfguess import oracle_guess
-from scfguess.oracle import oracle_conversion
+from scfguess.guess import oracle_from_dm
 
 from conftest import AMMONIUM, DIOXYGEN, ETHANOL, WATER, make_mol
 
@@ -60,7 +60,7 @@ def test_reference_in_another_basis_and_functional():
     water = make_mol(WATER)
     ref = dft.RKS(make_mol(WATER, "6-31g"), xc="pbe").run()
     mf = dft.RKS(water, xc="b3lyp")
-    conversion = oracle_conversion(ref, mf)
+    conversion = oracle_from_dm(mf, ref.mol, ref.make_rdm1())
     assert abs(np.trace(conversion.dm @ mf.get_ovlp()) - 10) < 1e-10
 
 

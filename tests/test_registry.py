@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from scfguess import registry
-from scfguess.model import DensityModel, ModelConfig
+from scfguess.model import registry
+from scfguess.model.network import DensityModel, ModelConfig
 
 SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=1, radial_hidden=8)
 WATER = ([8, 1, 1], [[0.0, 0.0, 0.0], [0.0, 0.76, 0.59], [0.0, -0.76, 0.59]])
@@ -86,7 +86,7 @@ def test_weights_load_without_pickled_code(model_dir):
 
 
 def test_ensemble_predicts_the_mean_and_round_trips(tmp_path):
-    from scfguess.model import DensityEnsemble
+    from scfguess.model.network import DensityEnsemble
 
     torch.manual_seed(2)
     other = ModelConfig(hidden_muls=(6, 4, 3, 2, 2), num_layers=2, radial_hidden=8, cutoff=3.5)
@@ -106,7 +106,7 @@ def test_ensemble_predicts_the_mean_and_round_trips(tmp_path):
 
 
 def test_ensemble_members_must_match():
-    from scfguess.model import DensityEnsemble
+    from scfguess.model.network import DensityEnsemble
 
     with pytest.raises(ValueError, match="elements and auxbasis"):
         DensityEnsemble([SMALL, ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=1, elements=("H", "C", "O"))])

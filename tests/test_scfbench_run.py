@@ -13,7 +13,9 @@ import pytest
 
 from scfbench import jobs as jobs_module
 from scfbench.cli import main
-from scfbench.jobs import Job, ScfSettings, parse_guess, run_job
+from scfbench.guesses import parse_guess
+from scfbench.jobs import Job, run_job
+from scfguess.scf import ScfSettings
 from scfbench.metrics import RUN_KEYS, SUMMARY_KEYS, annotate, summarize
 from scfbench.report import build_report, to_json
 from scfguess.structures import Structure
@@ -294,9 +296,9 @@ class MinaoDensityModel:
 
 
 def test_ml_guess_records_inference_conversion_and_model_sha(tmp_path, small_xyz, monkeypatch, capsys):
-    import scfguess.registry
+    import scfguess.model.registry
 
-    monkeypatch.setattr(scfguess.registry, "load_model", lambda name=None: MinaoDensityModel())
+    monkeypatch.setattr(scfguess.model.registry, "load_model", lambda name=None: MinaoDensityModel())
     store = str(tmp_path / "ml.sqlite")
     assert main(["run", "--molecules", small_xyz, "--limit", "1", "--guess", "minao,ml:fake", *FAST,
                  "--out", store]) == 0
@@ -313,8 +315,8 @@ def test_ml_guess_records_inference_conversion_and_model_sha(tmp_path, small_xyz
 @pytest.mark.slow
 def test_ml_guess_with_a_saved_model(tmp_path, small_xyz, monkeypatch):
     """A real (untrained, tiny) model folder found through $SCFGUESS_MODEL_DIR, default and by name."""
-    from scfguess.model import DensityModel, ModelConfig
-    from scfguess.registry import save_model
+    from scfguess.model.network import DensityModel, ModelConfig
+    from scfguess.model.registry import save_model
 
     module = DensityModel(ModelConfig(elements=("H", "N", "O"), hidden_muls=(4, 2, 2, 2, 2), num_layers=1,
                                       radial_hidden=8, num_basis=4))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 MANIFEST_COUNTS = ("structures", "distinct_molecules", "parent_molecules", "by_source", "by_split",
                    "structures_with_element", "failures", "bytes")
@@ -36,7 +36,7 @@ def data_report(root="data", first_shard: int = 0, last_shard: int | None = None
     import h5py
     from ase.data import chemical_symbols
 
-    from scfguess.data import check_attributes, shard_number, shard_paths
+    from scfguess.data.shards import check_attributes, shard_number, shard_paths
 
     root = Path(root)
     manifest_path = root / "manifest.json"

@@ -35,8 +35,8 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
         ``{"reference superposition only": ..., "<member>": ..., "ensemble": ...}``, each the metrics of
         :func:`workflows.train.evaluate` on the validation structures.
     """
-    from scfguess.model import DensityEnsemble
-    from scfguess.registry import load_model, save_model
+    from scfguess.model.network import DensityEnsemble
+    from scfguess.model.registry import load_model, save_model
     from workflows.evaluate import evaluate_models
 
     loaded = [load_model(m) for m in members]

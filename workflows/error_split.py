@@ -56,13 +56,14 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         variants include the predictions when ``predict``.
     """
     from scfbench.guesses import guess_quality
-    from scfbench.jobs import ScfSettings, make_scf
     from scfbench.metrics import geometric_mean
-    from scfguess.auxbasis import coulomb_metric, make_auxmol
-    from scfguess.converter import density_fock
-    from scfguess.density import project_electron_count
-    from scfguess.fitting import coulomb_matrix
-    from scfguess.registry import load_model
+    from scfguess.density.auxbasis import coulomb_metric, make_auxmol
+    from scfguess.density.converter import density_fock
+    from scfguess.density.electrons import project_electron_count
+    from scfguess.density.fitting import coulomb_matrix
+    from scfguess.guess import predict_coefficients
+    from scfguess.model.registry import load_model
+    from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import Structure, to_mole
     from workflows.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
 
@@ -76,8 +77,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         auxmol = make_auxmol(mol, model.auxbasis)
         metric = coulomb_metric(auxmol)
         coeffs = {
-            "model": project_electron_count(auxmol, model.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom")),
-                                            mol.nelectron, metric),
+            "model": project_electron_count(auxmol, predict_coefficients(mol, model)[0], mol.nelectron, metric),
             "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
         }
         fock = {k: density_fock(mf, auxmol, c)[0] for k, c in coeffs.items()}

@@ -37,8 +37,8 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     """
     import torch
 
-    from scfguess.model import DensityEnsemble, DensityModel
-    from scfguess.registry import load_model
+    from scfguess.model.network import DensityEnsemble, DensityModel
+    from scfguess.model.registry import load_model
     from workflows.train import coulomb_metrics, evaluate, gradient_metrics, load_structures, resolve_shards
 
     structures = [s for s in load_structures(resolve_shards(shards)) if s["split"] == split]
@@ -106,10 +106,10 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
     from tqdm.auto import tqdm
 
     from scfbench.guesses import guess_quality
-    from scfbench.jobs import ScfSettings, make_scf
     from scfbench.metrics import geometric_mean
-    from scfguess.converter import convert
-    from scfguess.registry import load_model
+    from scfguess.guess import ml_guess
+    from scfguess.model.registry import load_model
+    from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import to_mole
 
     models = [load_model(n) for n in names]
@@ -119,8 +119,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         mol = to_mole(st, basis)
         mf = make_scf(mol, xc, ScfSettings())
         for m in models:
-            coeffs = m.predict(mol.atom_charges(), mol.atom_coords(unit="Angstrom"))
-            energy, gnorm = guess_quality(mf, convert(mf, coeffs).dm)
+            energy, gnorm = guess_quality(mf, ml_guess(mf, m).dm)
             per[m.name][st.id] = [gnorm, energy]
     best = {st.id: min(per[m.name][st.id][1] for m in models) for st in structures}
     natoms = {st.id: len(st.numbers) for st in structures}

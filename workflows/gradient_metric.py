@@ -67,7 +67,7 @@ def label_orbitals_and_gaps(mol, auxmol, coeffs, xc: str = "pbe", grids_level: i
     import scipy.linalg
     from pyscf import dft
 
-    from scfguess.converter import density_fock
+    from scfguess.density.converter import density_fock
 
     if mol.nelectron % 2:
         raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
@@ -85,7 +85,7 @@ def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
     """(P|ia) for the given orbitals; (naux, nocc·nvir), Hartree per unit coefficient. ``w @ w.T`` is M."""
     from pyscf import lib
 
-    from scfguess.fitting import int3c_blocks
+    from scfguess.density.fitting import int3c_blocks
 
     w = np.empty((auxmol.nao, occ.shape[1] * vir.shape[1]))
     for p0, p1, ints in int3c_blocks(mol, auxmol):
@@ -141,7 +141,7 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
     from pyscf import gto
     from pyscf.data.elements import ELEMENTS
 
-    from scfguess.auxbasis import coulomb_metric, make_auxmol
+    from scfguess.density.auxbasis import coulomb_metric, make_auxmol
 
     symbols = [ELEMENTS[int(z)] for z in numbers]
     mol = gto.M(atom=list(zip(symbols, np.asarray(positions, dtype=float).tolist())), unit="Angstrom",

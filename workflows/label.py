@@ -2,7 +2,7 @@
 
 ``python -m workflows.label`` reads the work list written by :mod:`workflows.structures`, runs
 for each structure a closed-shell Kohn-Sham SCF (RKS, PBE, def2-SVP, density fitting, minao
-guess), fits the converged density matrix with :func:`scfguess.fitting.fit_density` (Coulomb
+guess), fits the converged density matrix with :func:`scfguess.density.fitting.fit_density` (Coulomb
 metric) and stores the result.
 
 Storage and operations
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 DEFAULT_DATA = Path("data")
 
@@ -101,7 +101,7 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     Returns
     -------
     dict
-        Fields named in :mod:`scfguess.keys`: numbers (n,), positions (n, 3) Å, coeffs (naux,)
+        Fields named in :mod:`scfguess.data.keys`: numbers (n,), positions (n, 3) Å, coeffs (naux,)
         float64, energy (Hartree), charge, spin, nelectron, fit_electrons, minao_cycles, converged,
         scf_seconds, nao, naux, and the item's identity strings.
 
@@ -112,9 +112,9 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     """
     from pyscf import dft, gto
 
-    from scfguess.auxbasis import make_auxmol
-    from scfguess.density import electron_count
-    from scfguess.fitting import fit_density
+    from scfguess.density.auxbasis import make_auxmol
+    from scfguess.density.electrons import electron_count
+    from scfguess.density.fitting import fit_density
     from workflows.structures import build_atoms
 
     t0 = time.perf_counter()
@@ -332,7 +332,7 @@ class Store:
         return new
 
     def _next_shard_path(self) -> Path:
-        from scfguess.data import shard_number
+        from scfguess.data.shards import shard_number
 
         existing = [shard_number(p) for p in self.shards()]
         return self.shard_dir / f"shard-{(max(existing) + 1) if existing else 0:05d}.h5"
@@ -349,7 +349,7 @@ def write_manifest(root: Path) -> dict:
     import h5py
     from ase.data import chemical_symbols
 
-    from scfguess.data import read_strings
+    from scfguess.data.shards import read_strings
 
     root = Path(root)
     shards, sources, elements, splits = [], Counter(), Counter(), Counter()

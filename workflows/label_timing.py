@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 
 def time_labels(worklist: str, start: int = 2000, n: int = 2, repeats: int = 2) -> dict:

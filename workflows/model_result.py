@@ -25,7 +25,7 @@ def run(argv, description: str, prefix: str, measure: Callable[[object], dict]) 
     measure : callable
         ``measure(loaded_model) -> dict`` of JSON-ready results.
     """
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=None, help="model name (default: the default model)")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from pyscf import dft
 
-from scfguess.converter import convert, hybrid_coefficients
-from scfguess.fitting import fit_density
+from scfguess.density.converter import convert, hybrid_coefficients
+from scfguess.density.fitting import fit_density
 from scfguess.structures import from_atoms, to_mole
 
 HYBRID_VARIANTS = ("sad", "diag", "diag:2", "pbe:2", "pbe:4", "pbe-first")

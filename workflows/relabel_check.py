@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 
 def relabel(paths, n: int = 20, settings=None, seed: int = 0) -> dict:
@@ -42,7 +42,7 @@ def relabel(paths, n: int = 20, settings=None, seed: int = 0) -> dict:
         (max |Δc| / max |c|), ``max_abs_energy_diff`` (Hartree), ``max_float32_rounding``,
         ``mean_float32_rounding`` (e), ``seconds``, and ``structures`` (id, max |Δc|, ΔE).
     """
-    from scfguess.data import DensityDataset
+    from scfguess.data.shards import DensityDataset
     from workflows.label import TIGHT, label_structure
 
     settings = TIGHT if settings is None else settings

@@ -4,7 +4,7 @@ The YAML file holds the fields of :class:`TrainConfig` (``model:`` holds those o
 :class:`scfguess.model.ModelConfig`). The run folder ``out_dir`` receives ``checkpoint.pt`` (written atomically
 after every epoch and on interruption; a rerun of the same command resumes from it), ``log.csv`` (one row per
 epoch) and ``best.pt``. When ``export_to`` is set, the best weights are exported as a model folder
-(weights, metadata.json, model_card.md; see :mod:`scfguess.registry`).
+(weights, metadata.json, model_card.md; see :mod:`scfguess.model.registry`).
 
 Targets are the shards' Coulomb-fitted coefficients in PySCF aux order. Splitting is molecule-level: the stored
 ``split`` field of every structure, assigned per parent molecule by the labelling workflow.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 LOSSES = ("coulomb", "gradient", "screened", "mae_rmse")
 #: Losses whose per-structure metric is costly and kept on disk (under ``gradient_metric_dir``).
@@ -161,7 +161,7 @@ def resolve_shards(patterns) -> list[Path]:
 
 def load_structures(paths) -> list[dict]:
     """All structures of the shards (via :class:`scfguess.data.DensityDataset`) as small dicts, first copy of each id."""
-    from scfguess.data import DensityDataset
+    from scfguess.data.shards import DensityDataset
 
     ds = DensityDataset([str(p) for p in paths], auxbasis="def2-universal-jfit")
     out, seen = [], set()
@@ -231,7 +231,7 @@ def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
         from pyscf import gto
         from pyscf.data.elements import ELEMENTS
 
-        from scfguess.auxbasis import make_auxmol
+        from scfguess.density.auxbasis import make_auxmol
 
         symbols = [ELEMENTS[int(z)] for z in s["numbers"]]
         mol = gto.Mole(atom=list(zip(symbols, s["positions"].tolist())), unit="Angstrom", basis="sto-3g",
@@ -280,7 +280,7 @@ def precompute_gradient_metrics(cfg: "TrainConfig", workers: int = 1, progress: 
 
     from tqdm import tqdm
 
-    from scfguess.model import ModelConfig
+    from scfguess.model.network import ModelConfig
 
     train_set, val_set = split_structures(cfg, load_structures(resolve_shards(cfg.shards)))
     computed = 0
@@ -304,7 +304,7 @@ def element_statistics(model, structures):
     -------
     dict symbol -> ndarray (nfunc,)
     """
-    from scfguess.irreps import shell_angular_momenta
+    from scfguess.model.irreps import shell_angular_momenta
 
     sums = {s: 0.0 for s in model.elements}
     counts = {s: 0 for s in model.elements}
@@ -446,7 +446,8 @@ def build_model(cfg: TrainConfig, train):
     """Model with references (free-atom minao fits) and output scales from the training targets."""
     import torch
 
-    from scfguess.model import DensityModel, ModelConfig, atomic_reference_coefficients
+    from scfguess.density.reference import atomic_reference_coefficients
+    from scfguess.model.network import DensityModel, ModelConfig
 
     model = DensityModel(ModelConfig.from_dict(cfg.model))
     if model.config.delta:
@@ -463,7 +464,7 @@ def build_model(cfg: TrainConfig, train):
 
 def warm_start(model, source: str) -> None:
     """Copy the weights, references and scales of the shipped model ``source`` into ``model`` (same architecture)."""
-    from scfguess.registry import load_model
+    from scfguess.model.registry import load_model
 
     start = load_model(source)
     if not hasattr(start.module, "config"):
@@ -638,7 +639,7 @@ def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str
     """Write the best weights as a model folder with metadata and a generated model card."""
     import torch
 
-    from scfguess.registry import save_model
+    from scfguess.model.registry import save_model
 
     model.load_state_dict(torch.load(best_path, weights_only=True))
     target = ("Coulomb-metric fit (def2-universal-jfit, PySCF aux order) of converged PBE/def2-SVP densities; "
@@ -662,7 +663,7 @@ def export(cfg: TrainConfig, model, best_path: Path, summary: dict, command: str
 
 def model_card(cfg: TrainConfig, model, summary: dict, command: str) -> str:
     """Markdown model card generated from the run summary (benchmark sections are added after measuring)."""
-    from scfguess.model import count_parameters
+    from scfguess.model.network import count_parameters
 
     best, base = summary["best_val"] or {}, summary["baseline_val"] or {}
     rows = "\n".join(

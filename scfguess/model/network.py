@@ -2,13 +2,13 @@
 
 Input: atomic numbers and positions in Ångström (the model's only length unit; the cutoff is in Å).
 Output: one coefficient vector per structure over the atoms' auxiliary functions (def2-universal-jfit by default),
-in PySCF's spherical aux AO order, the same order as ``scfguess.auxbasis.make_auxmol`` and the HDF5 shards.
+in PySCF's spherical aux AO order, the same order as ``scfguess.density.auxbasis.make_auxmol`` and the HDF5 shards.
 
 Architecture: one-hot species embedding -> ``num_layers`` interaction blocks (tensor-product convolution of
 neighbour features with spherical harmonics of the edge direction, weights from a Bessel radial basis with a
 polynomial cutoff, gated nonlinearity, residual self-connection) -> a species-dependent equivariant linear head
 giving exactly each element's auxiliary irreps. The head's output, in e3nn's harmonic basis, is mapped to PySCF's
-basis with :func:`scfguess.irreps.pyscf_to_e3nn`, multiplied by a per-shell scale and added to a per-element
+basis with :func:`scfguess.model.irreps.pyscf_to_e3nn`, multiplied by a per-shell scale and added to a per-element
 atomic reference (a spherical free-atom density) when ``delta`` is on:
 
     c_atom = reference[Z] + scale[Z] * head[Z](h_atom)
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
-from pyscf.data.elements import charge as atomic_number
 from pyscf.data.elements import ELEMENTS
+from pyscf.data.elements import charge as atomic_number
 
 from scfguess.errors import UnsupportedElementError
-from scfguess.irreps import element_irreps, pyscf_to_e3nn, shell_angular_momenta
+from scfguess.model.irreps import element_irreps, pyscf_to_e3nn, shell_angular_momenta
 
 DEFAULT_ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl")
 
@@ -373,33 +373,6 @@ def _predict(module, numbers, positions_angstrom) -> np.ndarray:
         pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
         out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos)
     return out.double().numpy()
-
-
-def atomic_reference_coefficients(symbol: str, basis: str = "def2-svp", auxbasis: str = "def2-universal-jfit"):
-    """Coefficients of the free atom's minao (SAD) density, Coulomb-fitted in the auxiliary basis.
-
-    Parameters
-    ----------
-    symbol : str
-    basis : str
-        Orbital basis of the minao projection.
-    auxbasis : str
-
-    Returns
-    -------
-    ndarray (nfunc,) float64, PySCF order; components of l > 0 are zero (the atom's density is spherical).
-    """
-    from pyscf import gto, scf
-
-    from scfguess.fitting import fit_density
-
-    z = atomic_number(symbol)
-    mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=basis, spin=z % 2, verbose=0)
-    dm = scf.hf.init_guess_by_minao(mol)
-    coeffs = np.asarray(fit_density(mol, dm, auxbasis=auxbasis), dtype=np.float64)
-    ls = shell_angular_momenta(symbol, auxbasis)
-    mask = np.array([l == 0 for l in ls for _ in range(2 * l + 1)])
-    return np.where(mask, coeffs, 0.0)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -10,8 +10,9 @@ from pyscf import gto
 from pyscf.df import addons
 
 from scfguess.errors import UnsupportedElementError
+from scfguess.model.irreps import DEFAULT_AUXBASIS
 
-DEFAULT_AUXBASIS = "def2-universal-jfit"
+__all__ = ["DEFAULT_AUXBASIS", "make_auxmol", "aux_integrals", "coulomb_metric"]
 
 
 def make_auxmol(mol, auxbasis=DEFAULT_AUXBASIS):

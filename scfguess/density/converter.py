@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyscf import dft, lib
 from pyscf.dft import numint
-from pyscf.scf import hf, rohf, uhf
+from pyscf.scf import hf
 
-from scfguess.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
-from scfguess.density import density_on_points, electron_count, project_electron_count
-from scfguess.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_auxbasis
+from scfguess.density.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
+from scfguess.density.electrons import density_on_points, electron_count, project_electron_count
+from scfguess.density.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_auxbasis
+from scfguess.scf import spin_layout
 
 EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
 #: The ``exchange="auto"`` choice for functionals with exact exchange (see README).
@@ -198,14 +199,6 @@ def xc_potential(ni, mol, grids, xc, density, max_memory=2000):
     return vmat, float(nelectron)
 
 
-def _spin_layout(mf):
-    if isinstance(mf, uhf.UHF):
-        return "uhf"
-    if isinstance(mf, rohf.ROHF):
-        return "rohf"
-    return "rhf"
-
-
 def _converter_grids(mf, level):
     """Integration grid for V_xc of the guess; ``mf.grids`` itself is never touched.
 
@@ -278,7 +271,7 @@ def _diagonalise(mf, fock, s1e, layout):
 
 def _pbe_iterations(mf, dm0, ncycle, auxbasis, grids):
     """Run ``ncycle`` PBE RI-J iterations from dm0 on mf's molecule; return (dm, fock builds)."""
-    layout = _spin_layout(mf)
+    layout = spin_layout(mf)
     cls = {"rhf": dft.RKS, "uhf": dft.UKS, "rohf": dft.ROKS}[layout]
     pbe = cls(mf.mol, xc="pbe").density_fit(auxbasis=auxbasis)
     pbe.grids = grids
@@ -344,7 +337,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level)
 
     s1e = mf.get_ovlp()
-    layout = _spin_layout(mf)
+    layout = spin_layout(mf)
     hybrid = any(hybrid_coefficients(mf))
     if not hybrid:
         exchange_name = "none"

@@ -16,6 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 
+#: The auxiliary basis densities are expressed in unless a model says otherwise.
+DEFAULT_AUXBASIS = "def2-universal-jfit"
+
 #: Largest angular momentum the change of basis is derived for (def2-universal-jfit stops at l = 4).
 MAX_L = 6
 
@@ -86,14 +89,14 @@ def shell_angular_momenta(symbol: str, auxbasis: str | None = None) -> tuple[int
     symbol : str
         Element symbol, e.g. ``"C"``.
     auxbasis : str, optional
-        Auxiliary basis name; default ``scfguess.auxbasis.DEFAULT_AUXBASIS`` (def2-universal-jfit).
+        Auxiliary basis name; default :data:`DEFAULT_AUXBASIS`.
 
     Returns
     -------
     tuple of int
         e.g. H in def2-universal-jfit: (0, 0, 0, 1, 2) — 3s1p1d, 11 functions.
     """
-    return _shell_angular_momenta(symbol, auxbasis or _default_auxbasis())
+    return _shell_angular_momenta(symbol, auxbasis or DEFAULT_AUXBASIS)
 
 
 @lru_cache(maxsize=None)
@@ -114,12 +117,6 @@ def _shell_angular_momenta(symbol: str, auxbasis: str) -> tuple[int, ...]:
     for shell in range(mol.nbas):
         ls.extend([mol.bas_angular(shell)] * mol.bas_nctr(shell))
     return tuple(ls)
-
-
-def _default_auxbasis() -> str:
-    from scfguess.auxbasis import DEFAULT_AUXBASIS
-
-    return DEFAULT_AUXBASIS
 
 
 def element_irreps(symbol: str, auxbasis: str | None = None):

@@ -3,8 +3,8 @@
 import numpy as np
 from pyscf.dft import gen_grid, numint
 
-from scfguess.auxbasis import aux_integrals, coulomb_metric
-from scfguess.fitting import solve_metric
+from scfguess.density.auxbasis import aux_integrals, coulomb_metric
+from scfguess.density.fitting import solve_metric
 
 #: Points where the fitted density is below this (a.u.) are treated as vacuum:
 #: ρ, ∇ρ and τ are set to zero there, so they add nothing to E_xc or V_xc.

@@ -10,7 +10,7 @@ import scipy.linalg
 from pyscf import gto, lib
 from pyscf.df import incore
 
-from scfguess.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
+from scfguess.density.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
 
 #: Default budget (MB) for one block of three-centre integrals.
 DEFAULT_BLOCK_MEMORY = 500
@@ -24,7 +24,7 @@ def int3c_blocks(mol, auxmol, max_memory=DEFAULT_BLOCK_MEMORY):
     mol : pyscf.gto.Mole
         Orbital molecule, spherical or Cartesian.
     auxmol : pyscf.gto.Mole
-        Spherical auxiliary molecule (see :func:`scfguess.auxbasis.make_auxmol`).
+        Spherical auxiliary molecule (see :func:`scfguess.density.auxbasis.make_auxmol`).
     max_memory : float
         Budget in MB for one block.
 

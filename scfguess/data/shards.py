@@ -1,7 +1,7 @@
 """Reading the labelled density shards: a lazy, picklable torch ``Dataset``.
 
 Shards are HDF5 files written by :mod:`workflows.label`; every field is named in
-:mod:`scfguess.keys`. Per-atom arrays and coefficients of all structures of a shard are
+:mod:`scfguess.data.keys`. Per-atom arrays and coefficients of all structures of a shard are
 concatenated and sliced with ``atom_offsets`` / ``coeff_offsets``.
 
 Example
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scfguess import keys as K
+from scfguess.data import keys as K
 
 try:  # torch is a dependency; the reader also works as a plain sequence without it
     from torch.utils.data import Dataset as _Base
@@ -42,7 +42,7 @@ def check_attributes(attrs, path="") -> None:
     Raises
     ------
     ValueError
-        Missing attribute, or ``schema_version`` other than :data:`scfguess.keys.SCHEMA_VERSION`.
+        Missing attribute, or ``schema_version`` other than :data:`scfguess.data.keys.SCHEMA_VERSION`.
     """
     missing = [name for name in K.REQUIRED_ATTRIBUTES if name not in attrs]
     if missing:
@@ -56,7 +56,7 @@ def check_attributes(attrs, path="") -> None:
 
 
 class DensityDataset(_Base):
-    """Structures of one or more shards, each as a dict of numpy arrays keyed by :mod:`scfguess.keys`.
+    """Structures of one or more shards, each as a dict of numpy arrays keyed by :mod:`scfguess.data.keys`.
 
     Parameters
     ----------

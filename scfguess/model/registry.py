@@ -122,7 +122,7 @@ class LoadedModel:
     def __init__(self, folder):
         import torch
 
-        from scfguess.model import DensityEnsemble, DensityModel, ModelConfig
+        from scfguess.model.network import DensityEnsemble, DensityModel, ModelConfig
 
         folder = Path(folder)
         meta = read_metadata(folder)
