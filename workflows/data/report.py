@@ -1,4 +1,4 @@
-"""What the labelled data holds and what it cost:  ``python -m workflows.data_report [--first-shard K]``.
+"""What the labelled data holds and what it cost:  ``python -m workflows.data.report [--first-shard K]``.
 
 Prints one JSON object: the manifest's counts (structures, distinct molecules, parents, by source, split and
 element, failures, bytes on disk), the atoms of every element (what the model's per-element heads train on), and
@@ -69,7 +69,7 @@ def data_report(root="data", first_shard: int = 0, last_shard: int | None = None
 
 def main(argv=None) -> int:
     """Command line: print the report as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m workflows.data_report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workflows.data.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data", help="data folder (manifest.json, shards/)")
     parser.add_argument("--first-shard", type=int, default=0, help="label cost from this shard number on")
     parser.add_argument("--last-shard", type=int, default=None, help="label cost up to this shard number")

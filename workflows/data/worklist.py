@@ -24,7 +24,7 @@ fragments and conformers are all on one side.
 The work list is ordered for variety first (see :func:`work_list`): one structure per distinct
 molecule, with molecules containing the rare elements (P, F, Cl, S) and conformers of them given
 half of the places until every element appears in ``min_per_element`` structures, then one
-conformer of every molecule, then QM7. ``python -m workflows.structures`` writes it to ``data/worklist.jsonl`` (``--whole``: to
+conformer of every molecule, then QM7. ``python -m workflows.data.worklist`` writes it to ``data/worklist.jsonl`` (``--whole``: to
 ``data/worklist-whole.jsonl``).
 """
 

@@ -1,6 +1,6 @@
 """Label structures with converged PBE/def2-SVP densities fitted in def2-universal-jfit.
 
-``python -m workflows.label`` reads the work list written by :mod:`workflows.structures`, runs
+``python -m workflows.data.label`` reads the work list written by :mod:`workflows.data.worklist`, runs
 for each structure a closed-shell Kohn-Sham SCF (RKS, PBE, def2-SVP, density fitting, minao
 guess), fits the converged density matrix with :func:`scfguess.density.fitting.fit_density` (Coulomb
 metric) and stores the result.
@@ -20,7 +20,7 @@ Storage and operations
 
 Example
 -------
-    OMP_NUM_THREADS=2 python -m workflows.label --worklist data/worklist.jsonl --shard-size 100
+    OMP_NUM_THREADS=2 python -m workflows.data.label --worklist data/worklist.jsonl --shard-size 100
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class LabelSettings:
     max_memory: int = 2000
 
 
-#: Settings of the tight reference used by :mod:`workflows.relabel_check`.
+#: Settings of the tight reference used by :mod:`workflows.data.relabel_check`.
 TIGHT = LabelSettings(grids_level=4, conv_tol=1e-10)
 
 
@@ -92,7 +92,7 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     Parameters
     ----------
     item : dict
-        Work-list entry (see :class:`workflows.structures.StructureItem`).
+        Work-list entry (see :class:`workflows.data.worklist.StructureItem`).
     settings : LabelSettings
         SCF and fitting settings.
     build_df_tensor : bool
@@ -115,7 +115,7 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     from scfguess.density.auxbasis import make_auxmol
     from scfguess.density.electrons import electron_count
     from scfguess.density.fitting import fit_density
-    from workflows.structures import build_atoms
+    from workflows.data.worklist import build_atoms
 
     t0 = time.perf_counter()
     atoms = build_atoms(item)
@@ -129,7 +129,7 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     mf.init_guess = settings.init_guess
     mf.verbose = 0
     # Without a stored DF tensor PySCF runs direct RI-J, recomputing the three-centre integrals every cycle; the
-    # tensor of a <= 20-atom molecule takes < 0.1 GB (timing: python -m workflows.label_timing).
+    # tensor of a <= 20-atom molecule takes < 0.1 GB (timing: python -m workflows.data.label_timing).
     if build_df_tensor:
         mf.with_df.build()
     energy = mf.kernel()
@@ -407,7 +407,7 @@ def run(worklist: Path, root: Path = DEFAULT_DATA, *, settings: LabelSettings = 
     Parameters
     ----------
     worklist : Path
-        JSON-lines work list (:func:`workflows.structures.write_work_list`).
+        JSON-lines work list (:func:`workflows.data.worklist.write_work_list`).
     root : Path
         Data folder.
     settings : LabelSettings
@@ -427,7 +427,7 @@ def run(worklist: Path, root: Path = DEFAULT_DATA, *, settings: LabelSettings = 
         ``{"labelled": int, "failed": int, "shards": [names of new shards]}``.
     """
     from scfbench.parallel import run_jobs
-    from workflows.structures import read_work_list
+    from workflows.data.worklist import read_work_list
 
     store = Store(root, settings)
     items = read_work_list(worklist)

@@ -1,6 +1,6 @@
 """Re-label stored structures and compare the coefficients with the stored ones.
 
-``python -m workflows.relabel_check -n 20`` picks N random structures from the shards (fixed seed),
+``python -m workflows.data.relabel_check -n 20`` picks N random structures from the shards (fixed seed),
 runs the label SCF again with tight settings (conv_tol 1e-10, grid level 4; ``--same`` uses the
 shards' own settings instead, which checks reproducibility) and reports, over all coefficients,
 the maximum and mean absolute difference to the stored float32 coefficients, the same for the
@@ -29,8 +29,8 @@ def relabel(paths, n: int = 20, settings=None, seed: int = 0) -> dict:
         Shards.
     n : int
         Structures to re-label (all when fewer are stored).
-    settings : workflows.label.LabelSettings, optional
-        Settings of the re-labelling; default :data:`workflows.label.TIGHT`. Use the shards'
+    settings : workflows.data.label.LabelSettings, optional
+        Settings of the re-labelling; default :data:`workflows.data.label.TIGHT`. Use the shards'
         settings to check reproducibility.
     seed : int
         Random choice of structures.
@@ -43,7 +43,7 @@ def relabel(paths, n: int = 20, settings=None, seed: int = 0) -> dict:
         ``mean_float32_rounding`` (e), ``seconds``, and ``structures`` (id, max |Δc|, ΔE).
     """
     from scfguess.data.shards import DensityDataset
-    from workflows.label import TIGHT, label_structure
+    from workflows.data.label import TIGHT, label_structure
 
     settings = TIGHT if settings is None else settings
     ds = DensityDataset(paths)
@@ -84,7 +84,7 @@ def relabel(paths, n: int = 20, settings=None, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     """Command line: print the comparison as JSON."""
-    from workflows.label import LabelSettings
+    from workflows.data.label import LabelSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shards", nargs="*", type=Path, help="shard files (default: data/shards/shard-*.h5)")

@@ -1,4 +1,4 @@
-"""Time the label SCF with and without a stored DF tensor:  ``python -m workflows.label_timing [-n 2]``.
+"""Time the label SCF with and without a stored DF tensor:  ``python -m workflows.data.label_timing [-n 2]``.
 
 PySCF runs direct RI-J for a pure functional unless the DF tensor has been built; the labelling workflow builds it
 first. This command labels ``n`` work-list structures both ways, alternating, ``repeats`` times each, and prints
@@ -27,7 +27,7 @@ def time_labels(worklist: str, start: int = 2000, n: int = 2, repeats: int = 2) 
         ``speedup``: mean over structures of (median seconds without) / (median seconds with the tensor);
         ``max_energy_difference``: largest |E_with - E_without| (Hartree).
     """
-    from workflows.label import label_structure
+    from workflows.data.label import label_structure
 
     with open(worklist) as fh:
         items = [json.loads(line) for i, line in enumerate(fh) if start <= i < start + n]
@@ -52,7 +52,7 @@ def time_labels(worklist: str, start: int = 2000, n: int = 2, repeats: int = 2) 
 
 def main(argv=None) -> int:
     """Command-line entry; prints the JSON result."""
-    parser = argparse.ArgumentParser(prog="python -m workflows.label_timing", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workflows.data.label_timing", description=__doc__.splitlines()[0])
     parser.add_argument("--worklist", default="data/worklist.jsonl")
     parser.add_argument("--start", type=int, default=2000, help="first work-list line (default 2000)")
     parser.add_argument("-n", type=int, default=2, help="structures (default 2)")
