@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from scfguess.data import keys as K
-from scfguess.data.shards import DensityDataset
-from workflows import label, structures
+from scfguess.data import DensityDataset, write_shard
+from workflows.data import label
+from workflows.data import worklist as structures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +29,7 @@ def _record(sid, split="train", natoms=3, naux=7, seed=0):
         K.NELECTRON_KEY: 10, K.FIT_ELECTRONS_KEY: 9.99, K.MINAO_CYCLES_KEY: 7 + seed, K.CONVERGED_KEY: True,
         K.SCF_SECONDS_KEY: 1.5, K.NAO_KEY: 24, K.NAUX_KEY: naux, K.STRUCTURE_ID_KEY: sid,
         K.MOLECULE_ID_KEY: "m-" + sid, K.SOURCE_KEY: "nci", K.SMILES_KEY: "O", K.SPLIT_KEY: split,
+        K.SPIN_COEFFS_KEY: np.zeros(naux), K.ECP_KEY: "{}",
     }
 
 
@@ -35,9 +37,9 @@ def test_schema_round_trip(tmp_path):
     records = [_record("a", natoms=3, naux=7, seed=0), _record("b", "val", natoms=5, naux=9, seed=1),
                _record("c", natoms=2, naux=4, seed=2)]
     path = tmp_path / "shard-00000.h5"
-    label.write_shard(path, records, label.LabelSettings())
+    write_shard(path, records, label.shard_attributes(label.LabelSettings()))
     with pytest.raises(FileExistsError):
-        label.write_shard(path, records, label.LabelSettings())
+        write_shard(path, records, label.shard_attributes(label.LabelSettings()))
     ds = DensityDataset([path])
     assert len(ds) == 3 and len(DensityDataset(path, split="val")) == 1
     for rec, item in zip(records, [ds[i] for i in range(3)]):
@@ -67,7 +69,7 @@ def test_reader_refuses_file_without_attributes(tmp_path):
     with pytest.raises(ValueError, match="not a density shard"):
         DensityDataset([path])
     good = tmp_path / "shard.h5"
-    label.write_shard(good, [_record("a")], label.LabelSettings())
+    write_shard(good, [_record("a")], label.shard_attributes(label.LabelSettings()))
     with h5py.File(good, "a") as f:
         f.attrs["schema_version"] = K.SCHEMA_VERSION + 1
     with pytest.raises(ValueError, match="schema_version"):
@@ -173,7 +175,7 @@ def labelled(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("label")
     _tiny_work_list(tmp / "wl.jsonl")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "workflows.label", "--worklist", str(tmp / "wl.jsonl"), "--data",
+    cmd = [sys.executable, "-m", "workflows.data.label", "--worklist", str(tmp / "wl.jsonl"), "--data",
            str(tmp / "data"), "--shard-size", "10"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pending = tmp / "data" / "pending"
@@ -210,7 +212,7 @@ def test_label_resumes_after_kill(labelled):
 
 
 def test_data_report_counts_atoms_and_label_cost(labelled):
-    from workflows.data_report import data_report
+    from workflows.data.report import data_report
 
     tmp, _, _ = labelled
     report = data_report(tmp / "data", workers=3)
@@ -226,7 +228,7 @@ def test_data_report_counts_atoms_and_label_cost(labelled):
 
 
 def test_relabel_reproduces_stored_coefficients(labelled):
-    from workflows.relabel_check import relabel
+    from workflows.data.relabel_check import relabel
 
     tmp, _, _ = labelled
     shards = sorted((tmp / "data" / "shards").glob("*.h5"))
@@ -259,7 +261,7 @@ def test_sigterm_seals_pending_results(tmp_path, monkeypatch):
 
 
 def test_label_with_and_without_the_df_tensor_agree(tmp_path):
-    from workflows.label_timing import time_labels
+    from workflows.data.label_timing import time_labels
 
     item = {"structure_id": "nci-0", "source": "nci", "molecule_id": "nci-0", "smiles": "CO", "natoms": 6,
             "elements": ["C", "H", "O"], "seed": 1, "jitter": False, "split": "train"}

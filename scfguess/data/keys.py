@@ -2,19 +2,22 @@
 
 One line per field, in the style of NequIP's ``_keys.py``. ``n`` is the number of atoms of one
 structure and ``naux`` its number of auxiliary functions (def2-universal-jfit, spherical, PySCF order).
-The HDF5 shards written by :mod:`workflows.label` use these names for their datasets, and
+The HDF5 shards written by :mod:`workflows.data.label` use these names for their datasets, and
 :class:`scfguess.data.DensityDataset` yields dicts keyed by them.
 """
 
 from typing import Final
 
-#: Version of the shard layout; readers refuse other major versions.
-SCHEMA_VERSION: Final[int] = 1
+#: Version of the shard layout the writer produces.
+SCHEMA_VERSION: Final[int] = 2
+#: Versions the reader accepts.
+READABLE_SCHEMA_VERSIONS: Final[tuple[int, ...]] = (1, 2)
 
 # --- per structure, arrays -------------------------------------------------------------
 NUMBERS_KEY: Final[str] = "numbers"  # (n,) int | atomic numbers
 POSITIONS_KEY: Final[str] = "positions"  # (n, 3) float64 | Å
 COEFFS_KEY: Final[str] = "coeffs"  # (naux,) float32 | e (Coulomb-metric fit, PySCF aux AO order)
+SPIN_COEFFS_KEY: Final[str] = "spin_coeffs"  # (naux,) float32 | e (fit of ρα − ρβ; zeros for closed shells) | v2
 
 # --- per structure, scalars ------------------------------------------------------------
 ENERGY_KEY: Final[str] = "energy"  # () float64 | Hartree (total SCF energy)
@@ -31,9 +34,10 @@ NAUX_KEY: Final[str] = "naux"  # () int | auxiliary functions
 # --- per structure, strings ------------------------------------------------------------
 STRUCTURE_ID_KEY: Final[str] = "structure_id"  # () str | unique id of the structure (work-list key)
 MOLECULE_ID_KEY: Final[str] = "molecule_id"  # () str | parent molecule; one split per parent
-SOURCE_KEY: Final[str] = "source"  # () str | "nci", "conformer", "fragment" or "qm7"
+SOURCE_KEY: Final[str] = "source"  # () str | "nci", "conformer", "fragment", "qm7", "whole", "charged", "radical" …
 SMILES_KEY: Final[str] = "smiles"  # () str | canonical SMILES ("" when unknown)
 SPLIT_KEY: Final[str] = "split"  # () str | "train" or "val"
+ECP_KEY: Final[str] = "ecp"  # () str | JSON {element: ECP name} of the SCF ("{}" without ECP) | v2
 
 # --- shard layout (concatenated arrays with offsets) -------------------------------------
 ATOM_OFFSETS_KEY: Final[str] = "atom_offsets"  # (N+1,) int64 | index into numbers/positions
@@ -45,7 +49,10 @@ SCALAR_FIELDS: Final[tuple[str, ...]] = (
     CONVERGED_KEY, SCF_SECONDS_KEY, NAO_KEY, NAUX_KEY,
 )
 #: String per-structure fields, one entry per structure.
-STRING_FIELDS: Final[tuple[str, ...]] = (STRUCTURE_ID_KEY, MOLECULE_ID_KEY, SOURCE_KEY, SMILES_KEY, SPLIT_KEY)
+STRING_FIELDS: Final[tuple[str, ...]] = (STRUCTURE_ID_KEY, MOLECULE_ID_KEY, SOURCE_KEY, SMILES_KEY, SPLIT_KEY,
+                                         ECP_KEY)
+#: Fields a version-1 shard lacks, with the value the reader gives them.
+V1_DEFAULTS: Final[dict[str, str]] = {ECP_KEY: "{}"}
 
 #: File attributes a reader requires (see :func:`scfguess.data.check_attributes`).
 REQUIRED_ATTRIBUTES: Final[tuple[str, ...]] = (

@@ -1,6 +1,6 @@
-"""Reading the labelled density shards: a lazy, picklable torch ``Dataset``.
+"""Labelled density shards: the writer and a lazy, picklable torch ``Dataset`` reader.
 
-Shards are HDF5 files written by :mod:`workflows.label`; every field is named in
+Shards are HDF5 files written by :func:`write_shard` (the labelling workflow calls it); every field is named in
 :mod:`scfguess.data.keys`. Per-atom arrays and coefficients of all structures of a shard are
 concatenated and sliced with ``atom_offsets`` / ``coeff_offsets``.
 
@@ -13,6 +13,9 @@ Example
 from __future__ import annotations
 
 from pathlib import Path
+
+import json
+import os
 
 import numpy as np
 
@@ -42,14 +45,14 @@ def check_attributes(attrs, path="") -> None:
     Raises
     ------
     ValueError
-        Missing attribute, or ``schema_version`` other than :data:`scfguess.data.keys.SCHEMA_VERSION`.
+        Missing attribute, or a ``schema_version`` not in :data:`scfguess.data.keys.READABLE_SCHEMA_VERSIONS`.
     """
     missing = [name for name in K.REQUIRED_ATTRIBUTES if name not in attrs]
     if missing:
         raise ValueError(f"{path} is not a density shard: attributes {missing} are missing.")
-    if int(attrs["schema_version"]) != K.SCHEMA_VERSION:
+    if int(attrs["schema_version"]) not in K.READABLE_SCHEMA_VERSIONS:
         raise ValueError(f"{path} has schema_version {attrs['schema_version']}; this reader handles "
-                         f"{K.SCHEMA_VERSION}.")
+                         f"{', '.join(map(str, K.READABLE_SCHEMA_VERSIONS))}.")
     if attrs["units_length"] != "angstrom" or attrs["units_energy"] != "hartree":
         raise ValueError(f"{path} uses units {attrs['units_length']}/{attrs['units_energy']}; "
                          "expected angstrom/hartree.")
@@ -71,8 +74,9 @@ class DensityDataset(_Base):
 
     Notes
     -----
-    An item holds ``numbers`` (n,) int64, ``positions`` (n, 3) float64 Å, ``coeffs`` (naux,)
-    float32, every scalar field as a 0-d array, and the string fields as ``str``.
+    An item holds ``numbers`` (n,) int64, ``positions`` (n, 3) float64 Å, ``coeffs`` and ``spin_coeffs``
+    (naux,) float32, every scalar field as a 0-d array, and the string fields as ``str``. Items of
+    version-1 shards get zero ``spin_coeffs`` and ``ecp = "{}"``.
     """
 
     def __init__(self, paths, split: str | None = None, auxbasis: str | None = None):
@@ -113,15 +117,18 @@ class DensityDataset(_Base):
         f = self._file(k)
         a0, a1 = f[K.ATOM_OFFSETS_KEY][i:i + 2]
         c0, c1 = f[K.COEFF_OFFSETS_KEY][i:i + 2]
+        coeffs = f[K.COEFFS_KEY][c0:c1]
         item = {
             K.NUMBERS_KEY: f[K.NUMBERS_KEY][a0:a1].astype(np.int64),
             K.POSITIONS_KEY: f[K.POSITIONS_KEY][a0:a1],
-            K.COEFFS_KEY: f[K.COEFFS_KEY][c0:c1],
+            K.COEFFS_KEY: coeffs,
+            K.SPIN_COEFFS_KEY: (f[K.SPIN_COEFFS_KEY][c0:c1] if K.SPIN_COEFFS_KEY in f
+                                else np.zeros_like(coeffs)),
         }
         for name in K.SCALAR_FIELDS:
             item[name] = np.asarray(f[name][i])
         for name in K.STRING_FIELDS:
-            value = f[name][i]
+            value = f[name][i] if name in f else K.V1_DEFAULTS[name]
             item[name] = value.decode() if isinstance(value, bytes) else str(value)
         return item
 
@@ -151,3 +158,83 @@ def shard_paths(root="data") -> list[Path]:
 def shard_number(path) -> int:
     """Sequence number of a shard file ``shard-NNNNN.h5``."""
     return int(Path(path).stem.split("-")[1])
+
+
+def shard_attributes(settings: dict, basis: str, auxbasis: str, xc: str) -> dict:
+    """File attributes of a new shard: schema version, units, level of theory and every label setting.
+
+    Parameters
+    ----------
+    settings : dict
+        Every setting of the labelling run (stored as JSON; a run refuses to add to shards with other settings).
+    basis, auxbasis, xc : str
+        Orbital basis, auxiliary basis of the stored coefficients, functional.
+    """
+    import pyscf
+
+    return {
+        "schema_version": K.SCHEMA_VERSION,
+        "units_length": "angstrom",
+        "units_energy": "hartree",
+        "basis": basis,
+        "auxbasis": auxbasis,
+        "xc": xc,
+        "fit_metric": "coulomb",
+        "pyscf_version": pyscf.__version__,
+        "coeffs_dtype": "float32",
+        "settings": json.dumps(settings),
+    }
+
+
+def write_shard(path, records: list[dict], attributes: dict) -> None:
+    """Write records into a new compressed HDF5 shard (temporary name, then renamed into place).
+
+    Parameters
+    ----------
+    path : path
+        Destination; must not exist (shards are never rewritten).
+    records : list of dict
+        One per structure, keyed by :mod:`scfguess.data.keys`: ``numbers`` (n,), ``positions`` (n, 3) Å,
+        ``coeffs`` (naux,), ``spin_coeffs`` (naux,) (zeros for closed shells), every scalar and string field.
+    attributes : dict
+        File attributes, from :func:`shard_attributes`.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists.
+    ValueError
+        No records, or a record without a field of the schema.
+    """
+    import h5py
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"shard {path} exists and shards are never rewritten.")
+    if not records:
+        raise ValueError("a shard needs at least one structure.")
+    needed = (K.NUMBERS_KEY, K.POSITIONS_KEY, K.COEFFS_KEY, K.SPIN_COEFFS_KEY, *K.SCALAR_FIELDS, *K.STRING_FIELDS)
+    for r in records:
+        missing = [name for name in needed if name not in r]
+        if missing:
+            raise ValueError(f"record {r.get(K.STRUCTURE_ID_KEY, '?')} lacks the fields {missing}.")
+    tmp = path.with_name(path.name + ".tmp")
+    comp = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
+    with h5py.File(tmp, "w") as f:
+        for name, value in attributes.items():
+            f.attrs[name] = value
+        f.attrs["n_structures"] = len(records)
+        atom_off = np.concatenate([[0], np.cumsum([len(r[K.NUMBERS_KEY]) for r in records])])
+        coeff_off = np.concatenate([[0], np.cumsum([len(r[K.COEFFS_KEY]) for r in records])])
+        f.create_dataset(K.ATOM_OFFSETS_KEY, data=atom_off.astype(np.int64))
+        f.create_dataset(K.COEFF_OFFSETS_KEY, data=coeff_off.astype(np.int64))
+        f.create_dataset(K.NUMBERS_KEY, data=np.concatenate([r[K.NUMBERS_KEY] for r in records]).astype(np.int8),
+                         **comp)
+        f.create_dataset(K.POSITIONS_KEY, data=np.concatenate([r[K.POSITIONS_KEY] for r in records]), **comp)
+        for name in (K.COEFFS_KEY, K.SPIN_COEFFS_KEY):
+            f.create_dataset(name, data=np.concatenate([r[name] for r in records]).astype(np.float32), **comp)
+        for name in K.SCALAR_FIELDS:
+            f.create_dataset(name, data=np.array([r[name] for r in records]), **comp)
+        for name in K.STRING_FIELDS:
+            f.create_dataset(name, data=[str(r[name]) for r in records], dtype=h5py.string_dtype(), **comp)
+    os.replace(tmp, path)

@@ -18,15 +18,19 @@ def atomic_reference_coefficients(symbol: str, basis: str = "def2-svp", auxbasis
     ----------
     symbol : str
     basis : str
-        Orbital basis of the minao projection.
+        Orbital basis of the minao projection (with its ECP where a def2 basis expects one, so iodine's
+        reference holds its 25 valence electrons).
     auxbasis : str
 
     Returns
     -------
     ndarray (nfunc,) float64, PySCF order; components of l > 0 are zero (the atom's density is spherical).
     """
+    from scfguess.structures import default_ecp
+
     z = gto.charge(symbol)
-    mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=basis, spin=z % 2, verbose=0)
+    mol = gto.M(atom=[[symbol, (0.0, 0.0, 0.0)]], basis=basis, ecp=default_ecp(basis, [symbol]), spin=z % 2,
+                verbose=0)
     dm = scf.hf.init_guess_by_minao(mol)
     coeffs = np.asarray(fit_density(mol, dm, auxbasis=auxbasis), dtype=np.float64)
     ls = shell_angular_momenta(symbol, auxbasis)

@@ -1,9 +1,10 @@
 """Label structures with converged PBE/def2-SVP densities fitted in def2-universal-jfit.
 
-``python -m workflows.data.label`` reads the work list written by :mod:`workflows.data.worklist`, runs
-for each structure a closed-shell Kohn-Sham SCF (RKS, PBE, def2-SVP, density fitting, minao
-guess), fits the converged density matrix with :func:`scfguess.density.fitting.fit_density` (Coulomb
-metric) and stores the result.
+``python -m workflows.data.label`` reads a work list written by :mod:`workflows.data.worklist`, runs for each
+structure a Kohn-Sham SCF at its charge and spin (RKS for closed shells, UKS for open shells; PBE, def2-SVP with
+the def2 ECP where the basis expects one, density fitting, minao guess), fits the converged total density and,
+for open shells, the spin density with :func:`scfguess.density.fit_density` (Coulomb metric), and stores both
+(shard schema :data:`scfguess.data.keys.SCHEMA_VERSION`).
 
 Storage and operations
 ----------------------
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from scfguess.data import keys as K
+from scfguess.data import write_shard
 
 DEFAULT_DATA = Path("data")
 
@@ -77,6 +79,13 @@ class LabelSettings:
     init_guess: str = "minao"
     max_memory: int = 2000
 
+    def scf_settings(self):
+        """The :class:`scfguess.scf.ScfSettings` of the label SCF."""
+        from scfguess.scf import ScfSettings
+
+        return ScfSettings(auxbasis=self.scf_auxbasis, conv_tol=self.conv_tol, max_cycle=self.max_cycle,
+                           grids_level=self.grids_level, max_memory=self.max_memory)
+
 
 #: Settings of the tight reference used by :mod:`workflows.data.relabel_check`.
 TIGHT = LabelSettings(grids_level=4, conv_tol=1e-10)
@@ -101,49 +110,48 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
     Returns
     -------
     dict
-        Fields named in :mod:`scfguess.data.keys`: numbers (n,), positions (n, 3) Å, coeffs (naux,)
-        float64, energy (Hartree), charge, spin, nelectron, fit_electrons, minao_cycles, converged,
-        scf_seconds, nao, naux, and the item's identity strings.
+        Fields named in :mod:`scfguess.data.keys`: numbers (n,), positions (n, 3) Å, coeffs (naux,) and
+        spin_coeffs (naux,) float64, energy (Hartree), charge, spin (2S), nelectron, fit_electrons,
+        minao_cycles, converged, scf_seconds, nao, naux, the item's identity strings and the ECP as JSON.
 
     Raises
     ------
     NotConvergedError
         When the SCF does not converge.
     """
-    from pyscf import dft, gto
-
     from scfguess.density.auxbasis import make_auxmol
     from scfguess.density.electrons import electron_count
     from scfguess.density.fitting import fit_density
+    from scfguess.scf import make_scf
+    from scfguess.structures import from_atoms, to_mole
     from workflows.data.worklist import build_atoms
 
     t0 = time.perf_counter()
     atoms = build_atoms(item)
-    charge, spin = 0, 0
-    mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), unit="Angstrom",
-                basis=settings.basis, charge=charge, spin=spin, verbose=0, max_memory=settings.max_memory)
-    mf = dft.RKS(mol, xc=settings.xc).density_fit(auxbasis=settings.scf_auxbasis)
-    mf.grids.level = settings.grids_level
-    mf.conv_tol = settings.conv_tol
-    mf.max_cycle = settings.max_cycle
-    mf.init_guess = settings.init_guess
-    mf.verbose = 0
+    structure = from_atoms(atoms, item["structure_id"], charge=int(item.get("charge", 0)),
+                           spin=int(item.get("spin", 0)))
+    mol = to_mole(structure, settings.basis, max_memory=settings.max_memory)
+    mf = make_scf(mol, settings.xc, settings.scf_settings())
     # Without a stored DF tensor PySCF runs direct RI-J, recomputing the three-centre integrals every cycle; the
     # tensor of a <= 20-atom molecule takes < 0.1 GB (timing: python -m workflows.data.label_timing).
     if build_df_tensor:
         mf.with_df.build()
-    energy = mf.kernel()
+    energy = mf.kernel(dm0=mf.get_init_guess(mol, settings.init_guess))
     if not mf.converged:
         raise NotConvergedError(f"SCF did not converge in {mf.cycles} cycles (energy {energy:.8f}).")
-    coeffs = fit_density(mol, mf.make_rdm1(), auxbasis=settings.auxbasis)
+    dm = np.asarray(mf.make_rdm1())
+    coeffs = fit_density(mol, dm, auxbasis=settings.auxbasis)
     auxmol = make_auxmol(mol, settings.auxbasis)
+    spin_coeffs = (fit_density(mol, dm[0] - dm[1], auxbasis=settings.auxbasis) if dm.ndim == 3
+                   else np.zeros_like(coeffs))
     return {
         K.NUMBERS_KEY: atoms.numbers.astype(np.int64),
         K.POSITIONS_KEY: np.asarray(atoms.positions, dtype=np.float64),
         K.COEFFS_KEY: np.asarray(coeffs, dtype=np.float64),
+        K.SPIN_COEFFS_KEY: np.asarray(spin_coeffs, dtype=np.float64),
         K.ENERGY_KEY: float(energy),
-        K.CHARGE_KEY: charge,
-        K.SPIN_KEY: spin,
+        K.CHARGE_KEY: structure.charge,
+        K.SPIN_KEY: structure.spin,
         K.NELECTRON_KEY: int(mol.nelectron),
         K.FIT_ELECTRONS_KEY: float(electron_count(auxmol, coeffs)),
         K.MINAO_CYCLES_KEY: int(mf.cycles),
@@ -156,68 +164,17 @@ def label_structure(item: dict, settings: LabelSettings = LabelSettings(), build
         K.SOURCE_KEY: item["source"],
         K.SMILES_KEY: item.get("smiles", ""),
         K.SPLIT_KEY: item["split"],
+        K.ECP_KEY: json.dumps(mol.ecp if isinstance(mol.ecp, dict) else {}, sort_keys=True),
     }
 
 
 # --- the store -----------------------------------------------------------------------------
 
 def shard_attributes(settings: LabelSettings) -> dict:
-    """File attributes of a shard: the schema, units and every label setting."""
-    import pyscf
+    """File attributes of a shard labelled with ``settings`` (:func:`scfguess.data.shard_attributes`)."""
+    from scfguess.data import shard_attributes as attributes
 
-    return {
-        "schema_version": K.SCHEMA_VERSION,
-        "units_length": "angstrom",
-        "units_energy": "hartree",
-        "basis": settings.basis,
-        "auxbasis": settings.auxbasis,
-        "xc": settings.xc,
-        "fit_metric": "coulomb",
-        "pyscf_version": pyscf.__version__,
-        "coeffs_dtype": "float32",
-        "settings": json.dumps(asdict(settings)),
-    }
-
-
-def write_shard(path: Path, records: list[dict], settings: LabelSettings) -> None:
-    """Write records into a new compressed HDF5 shard (temporary name, then renamed into place).
-
-    Parameters
-    ----------
-    path : Path
-        Destination; must not exist (shards are never rewritten).
-    records : list of dict
-        Results of :func:`label_structure` (or the same fields loaded from pending files).
-    settings : LabelSettings
-        Recorded as attributes.
-    """
-    import h5py
-
-    path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"shard {path} exists and shards are never rewritten.")
-    if not records:
-        raise ValueError("a shard needs at least one structure.")
-    tmp = path.with_name(path.name + ".tmp")
-    comp = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
-    with h5py.File(tmp, "w") as f:
-        for name, value in shard_attributes(settings).items():
-            f.attrs[name] = value
-        f.attrs["n_structures"] = len(records)
-        atom_off = np.concatenate([[0], np.cumsum([len(r[K.NUMBERS_KEY]) for r in records])])
-        coeff_off = np.concatenate([[0], np.cumsum([len(r[K.COEFFS_KEY]) for r in records])])
-        f.create_dataset(K.ATOM_OFFSETS_KEY, data=atom_off.astype(np.int64))
-        f.create_dataset(K.COEFF_OFFSETS_KEY, data=coeff_off.astype(np.int64))
-        f.create_dataset(K.NUMBERS_KEY, data=np.concatenate([r[K.NUMBERS_KEY] for r in records]).astype(np.int8),
-                         **comp)
-        f.create_dataset(K.POSITIONS_KEY, data=np.concatenate([r[K.POSITIONS_KEY] for r in records]), **comp)
-        f.create_dataset(K.COEFFS_KEY, data=np.concatenate([r[K.COEFFS_KEY] for r in records]).astype(np.float32),
-                         **comp)
-        for name in K.SCALAR_FIELDS:
-            f.create_dataset(name, data=np.array([r[name] for r in records]), **comp)
-        for name in K.STRING_FIELDS:
-            f.create_dataset(name, data=[str(r[name]) for r in records], dtype=h5py.string_dtype(), **comp)
-    os.replace(tmp, path)
+    return attributes(asdict(settings), settings.basis, settings.auxbasis, settings.xc)
 
 
 class Store:
@@ -322,7 +279,7 @@ class Store:
         while len(pending) >= shard_size or (force and pending):
             chunk, pending = pending[:shard_size], pending[shard_size:]
             path = self._next_shard_path()
-            write_shard(path, [rec for _, rec in chunk], self.settings)
+            write_shard(path, [rec for _, rec in chunk], shard_attributes(self.settings))
             for _, rec in chunk:
                 self.sealed.add(rec[K.STRUCTURE_ID_KEY])
                 (self.pending_dir / f"{rec[K.STRUCTURE_ID_KEY]}.npz").unlink()

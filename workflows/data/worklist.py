@@ -80,6 +80,10 @@ class StructureItem:
         ``"train"`` or ``"val"``.
     numbers, positions : list, optional
         Explicit geometry (QM7), positions in Å.
+    charge : int
+        Total charge (e).
+    spin : int
+        2S = N_alpha - N_beta.
     """
 
     structure_id: str
@@ -93,6 +97,8 @@ class StructureItem:
     split: str = "train"
     numbers: list[int] | None = None
     positions: list[list[float]] | None = field(default=None, repr=False)
+    charge: int = 0
+    spin: int = 0
 
 
 def split_of(molecule_id: str, val_fraction: float = 0.1) -> str:
