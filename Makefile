@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer train-2h
+.PHONY: demo test test-slow install clean bench-model bench-transfer train-2h check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,3 +67,15 @@ train-2h: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The package as a user installs it: a wheel-style `pip install .` (not editable) into a fresh venv, then the ML
+# guess from another directory. Fails unless the shipped default model is used (an `ml` row naming it).
+WHEEL_VENV := /tmp/scfguess-wheel-check
+check-wheel:
+	rm -rf $(WHEEL_VENV) && $(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(WHEEL_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(WHEEL_VENV)/bin/python -m pip install --quiet .
+	cd /tmp && printf '3\nwater\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n' > scfguess-water.xyz && \
+	  OMP_NUM_THREADS=1 $(WHEEL_VENV)/bin/scfguess run scfguess-water.xyz --compare minao | tee scfguess-wheel.out && \
+	  grep -q "model $$(cat $(CURDIR)/models/DEFAULT) " scfguess-wheel.out && grep -qE "^  ml +[0-9]+ +yes" scfguess-wheel.out

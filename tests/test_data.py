@@ -47,6 +47,7 @@ def test_schema_round_trip(tmp_path):
         np.testing.assert_array_equal(item[K.POSITIONS_KEY], rec[K.POSITIONS_KEY])
         assert item[K.COEFFS_KEY].dtype == np.float32
         np.testing.assert_allclose(item[K.COEFFS_KEY], rec[K.COEFFS_KEY], rtol=2**-23)
+        np.testing.assert_array_equal(item[K.SPIN_COEFFS_KEY], rec[K.SPIN_COEFFS_KEY])
         for name in K.SCALAR_FIELDS:
             assert item[name] == pytest.approx(rec[name])
         for name in K.STRING_FIELDS:
@@ -74,6 +75,64 @@ def test_reader_refuses_file_without_attributes(tmp_path):
         f.attrs["schema_version"] = K.SCHEMA_VERSION + 1
     with pytest.raises(ValueError, match="schema_version"):
         DensityDataset([good])
+
+
+def test_version_1_shards_still_read():
+    """The committed shards of schema 1 read with zero spin coefficients and no ECP."""
+    path = ROOT / "data" / "shards" / "shard-00000.h5"
+    with h5py.File(path, "r") as f:
+        assert int(f.attrs["schema_version"]) == 1 and K.SPIN_COEFFS_KEY not in f
+    item = DensityDataset([path])[0]
+    assert item[K.SPIN_COEFFS_KEY].shape == item[K.COEFFS_KEY].shape and not item[K.SPIN_COEFFS_KEY].any()
+    assert item[K.ECP_KEY] == "{}"
+
+
+def test_writer_refuses_a_record_without_a_schema_field(tmp_path):
+    record = _record("a")
+    del record[K.SPIN_COEFFS_KEY]
+    with pytest.raises(ValueError, match="spin_coeffs"):
+        write_shard(tmp_path / "shard.h5", [record], label.shard_attributes(label.LabelSettings()))
+
+
+def test_open_shell_label_stores_the_spin_density():
+    """A doublet is labelled with UKS; the fitted spin density integrates to 2S and the total to N."""
+    from scfguess.density import electron_count, make_auxmol
+    from scfguess.structures import from_atoms, to_mole
+
+    item = {"structure_id": "methyl", "source": "radical", "molecule_id": "methyl", "smiles": "[CH3]",
+            "natoms": 4, "elements": ["C", "H"], "split": "train", "charge": 0, "spin": 1}
+    settings = label.LabelSettings(basis="sto-3g", grids_level=0)
+    rec = label.label_structure(item, settings)
+    assert rec[K.SPIN_KEY] == 1 and rec[K.NELECTRON_KEY] == 9 and rec[K.ECP_KEY] == "{}"
+    mol = to_mole(from_atoms(structures.build_atoms(item), "methyl", spin=1), "sto-3g")
+    auxmol = make_auxmol(mol)
+    assert electron_count(auxmol, rec[K.SPIN_COEFFS_KEY]) == pytest.approx(1.0, abs=1e-2)
+    assert electron_count(auxmol, rec[K.COEFFS_KEY]) == pytest.approx(9.0, abs=1e-2)
+
+
+def test_iodine_gets_its_def2_ecp():
+    from scfguess.structures import Structure, atomic_numbers, to_mole
+
+    mol = to_mole(Structure(id="HI", numbers=np.array([1, 53]), positions=np.array([[0, 0, 0], [0, 0, 1.61]])))
+    assert mol.nelectron == 26 and list(atomic_numbers(mol)) == [1, 53] and mol.atom_charges()[1] == 25
+
+
+def test_variants_have_the_charge_spin_and_elements_they_claim():
+    from rdkit import Chem
+
+    from workflows.data import variants
+
+    kinds = {kind: (Chem.MolFromSmiles(smi), charge)
+             for kind, smi, charge in variants.charged_variants("NCC(=O)O", "glycine")}
+    assert set(kinds) == {"cation", "anion", "zwitterion"}
+    for kind, (mol, charge) in kinds.items():
+        assert Chem.GetFormalCharge(mol) == charge
+    assert sum(a.GetFormalCharge() != 0 for a in kinds["zwitterion"][0].GetAtoms()) == 2
+    radical = Chem.MolFromSmiles(variants.radical_variant("CCO", "ethanol"))
+    assert sum(a.GetNumRadicalElectrons() for a in radical.GetAtoms()) == 1
+    assert variants.halogen_variant("Clc1ccccc1", "I", "x") == "Ic1ccccc1"
+    assert "Br" in variants.halogen_variant("c1ccccc1", "Br", "x")
+    assert variants.charged_variants("c1ccccc1", "benzene") == []
 
 
 @pytest.mark.parametrize("smiles", [

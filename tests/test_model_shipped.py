@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from pyscf import dft
 
+import scfguess
 from scfguess import init_guess
 from scfguess.model.registry import load_model
 
@@ -35,6 +36,21 @@ def test_shipped_model_metadata(shipped):
     assert meta["training_command"]
     trained = meta.get("member_models", [meta])  # an ensemble records the training of each member
     assert trained and all(m["training"]["n_train"] > 0 for m in trained)
+
+
+def test_aspirin_from_the_ml_guess_takes_fewer_cycles_than_minao(shipped):
+    """The user's path (the hook on a density-fitted RKS, PySCF's default settings) on the bundled aspirin."""
+    from scfguess.cli import demo_structure
+    from scfguess.scf import ScfSettings, build_scf
+
+    structure = demo_structure()
+    ref = build_scf(structure, "def2-svp", "pbe", ScfSettings())
+    ref.kernel()
+    mf = scfguess.apply(build_scf(structure, "def2-svp", "pbe", ScfSettings()), model=shipped, fallback=None)
+    mf.kernel()
+    assert ref.converged and mf.converged and mf.scfguess_info["guess"] == "ml"
+    assert abs(mf.e_tot - ref.e_tot) < 1e-7
+    assert mf.cycles < ref.cycles
 
 
 def test_water_guess_converges_to_minao_energy(shipped):

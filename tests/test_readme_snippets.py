@@ -37,11 +37,19 @@ def test_the_three_interfaces_are_shown():
 
 
 @pytest.mark.parametrize("code", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
-def test_python_snippet_runs(code, tmp_path, monkeypatch, capsys):
+def test_python_snippet_runs_from_the_ml_guess(code, tmp_path, monkeypatch, capsys):
+    """Each snippet runs and prints, and no ML guess in it fell back to minao (the snippets show the ML guess)."""
     monkeypatch.chdir(tmp_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a checkout without a model falls back to minao with a warning
-        exec(compile(code, "snippet", "exec"), {"__name__": "snippet"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        namespace = {"__name__": "snippet"}
+        exec(compile(code, "snippet", "exec"), namespace)
+    fallbacks = [str(w.message) for w in caught if "ML guess failed" in str(w.message)]
+    assert not fallbacks, f"the snippet fell back from the ML guess: {fallbacks[0]}"
+    objects = list(namespace.values()) + [getattr(v, "calc", None) for v in namespace.values()]
+    hooked = [o.scfguess_info["guess"] for o in objects if getattr(o, "scfguess_info", None)]
+    calculated = [o.results["scf_guess"] for o in objects if "scf_guess" in (getattr(o, "results", None) or {})]
+    assert all(g in ("ml", "previous") for g in hooked + calculated), f"guesses used: {hooked + calculated}"
     assert capsys.readouterr().out.strip()
 
 

@@ -10,13 +10,15 @@ A model is a folder ``<name>/`` holding
 - ``model_card.md``: what the model saw and how well it does.
 
 Model folders are searched in the directories listed in ``$SCFGUESS_MODEL_DIR`` (``os.pathsep``-separated), then
-in the ``models/`` folder next to the package (a source checkout or editable install). The file ``DEFAULT`` in the
+in the models shipped with the package (the repository's ``models/`` folder, installed as
+``scfguess.bundled_models``). The file ``DEFAULT`` in the
 first directory that has one names the default model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import threading
@@ -39,10 +41,22 @@ _CACHE: dict[tuple[str, str], "LoadedModel"] = {}
 _LOCK = threading.Lock()
 
 
+def shipped_models_dir() -> Path:
+    """Folder of the models shipped with the package.
+
+    In an installed package that is ``scfguess/bundled_models`` (the repository's ``models/``, mapped there at
+    build time); in a source tree used without installing, the ``models/`` folder beside ``scfguess/``.
+    """
+    spec = importlib.util.find_spec("scfguess.bundled_models")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "models"
+
+
 def model_dirs() -> list[Path]:
-    """Directories searched for models, in order: ``$SCFGUESS_MODEL_DIR`` entries, then ``<checkout>/models``."""
+    """Directories searched for models, in order: ``$SCFGUESS_MODEL_DIR`` entries, then :func:`shipped_models_dir`."""
     dirs = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    dirs.append(shipped_models_dir())
     return [d for d in dirs if d.is_dir()]
 
 
