@@ -149,11 +149,6 @@ def _validate_run(args):
             import gpu4pyscf  # noqa: F401
         except ImportError:
             raise UsageError("--gpu needs gpu4pyscf, which is not installed (pip install gpu4pyscf-cuda12x).") from None
-    if any(g.kind == "oracle" for g in guesses):
-        try:
-            import scfguess.oracle  # noqa: F401
-        except ImportError as exc:
-            raise UsageError(f"the oracle guess needs scfguess.oracle, which cannot be imported ({exc}).") from None
     model_sha256 = {}
     for g in guesses:
         if g.kind == "ml":
@@ -169,10 +164,8 @@ def _validate_run(args):
 
 
 def _model_sha256(spec) -> str:
-    try:
-        from scfguess.model.registry import load_model
-    except ImportError as exc:
-        raise UsageError(f"guess {spec.label!r} needs scfguess.model.registry, which cannot be imported ({exc}).") from None
+    from scfguess.model.registry import load_model
+
     try:
         model = load_model(spec.model)
     except (RuntimeError, ValueError, OSError, KeyError) as exc:
