@@ -62,7 +62,7 @@ train-2h: $(STAMP)
 	$(TRAIN)/nequip-l-v8-g.yaml --precompute-metrics 2
 	$(TRAIN)/nequip-l-v8-s1-g.yaml --precompute-metrics 2
 	$(call TRAIN_BOTH,nequip-l-v8-g,nequip-l-v8-s1-g)
-	$(PY) -m workflows.ensemble nequip-l-v8-ens nequip-l-v8-g nequip-l-v8-s1-g \
+	$(PY) -m workflows.train.ensemble nequip-l-v8-ens nequip-l-v8-g nequip-l-v8-s1-g \
 	    --description 'The mean of two members trained from scratch within the 2-hour budget (make train-2h).'
 
 clean:

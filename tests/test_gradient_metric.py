@@ -7,7 +7,7 @@ from pyscf import dft, gto
 
 from scfguess.density.auxbasis import make_auxmol
 from scfguess.density.fitting import coulomb_matrix, fit_density
-from workflows.gradient_metric import gradient_metric, label_orbitals, ov_three_center
+from workflows.train.gradient_metric import gradient_metric, label_orbitals, ov_three_center
 
 AUX = "def2-universal-jfit"
 
@@ -73,7 +73,7 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
     from pyscf import scf
 
     from stub_models import FixedModel, MinaoModel
-    from workflows.error_split import split_guess_error
+    from workflows.checks.error_split import split_guess_error
 
     atoms = molecule("H2O")
     mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist())), basis="def2-svp", verbose=0)
@@ -95,7 +95,7 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
 def test_screened_metric_is_the_response_amplified_ov_error(water):
     """Δcᵀ Rᵀ M R Δc equals ‖(1 + 4 V E⁻¹) ΔF_ov‖² with V_ia,jb = (ia|jb) built explicitly in the auxiliary basis."""
     from scfguess.density.auxbasis import coulomb_metric
-    from workflows.gradient_metric import label_orbitals_and_gaps, screened_ov_metric
+    from workflows.train.gradient_metric import label_orbitals_and_gaps, screened_ov_metric
 
     _, mol, auxmol, coeffs, _ = water
     occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs)

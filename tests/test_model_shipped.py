@@ -89,7 +89,7 @@ def test_sixty_atoms_predict_under_a_fifth_of_a_second(shipped):
 
 def test_shipped_model_beats_the_atomic_references_on_held_out_molecules(shipped):
     """On validation molecules of the first shard the model's Coulomb error is far below the references' alone."""
-    from workflows.evaluate import evaluate_models
+    from workflows.checks.evaluate import evaluate_models
 
     shard = Path(__file__).resolve().parents[1] / "data" / "shards" / "shard-00000.h5"
     result = evaluate_models([shipped.name], shards=(str(shard),))

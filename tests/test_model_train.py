@@ -11,8 +11,10 @@ from pyscf import gto, scf
 from scfguess.data import keys as K
 from scfguess.density.auxbasis import make_auxmol
 from scfguess.density.fitting import fit_density
-from workflows.label import LabelSettings, write_shard
-from workflows.train import TrainConfig, train
+from scfguess.data import write_shard
+from workflows.data.label import LabelSettings, shard_attributes
+from workflows.train.config import TrainConfig
+from workflows.train.loop import train
 
 NAMES = ["H2O", "NH3", "CH4", "CH3OH", "HCOOH", "CH3CHO", "C2H6", "H2CO"]
 TINY_MODEL = {"hidden_muls": [8, 4, 2, 2, 2], "num_layers": 2, "radial_hidden": 16, "lmax_sh": 2}
@@ -29,14 +31,14 @@ def _record(i, name):
         K.NELECTRON_KEY: mol.nelectron, K.FIT_ELECTRONS_KEY: float(mol.nelectron), K.MINAO_CYCLES_KEY: 0,
         K.CONVERGED_KEY: True, K.SCF_SECONDS_KEY: 0.0, K.NAO_KEY: mol.nao, K.NAUX_KEY: make_auxmol(mol).nao,
         K.STRUCTURE_ID_KEY: f"test-{i}", K.MOLECULE_ID_KEY: name, K.SOURCE_KEY: "test", K.SMILES_KEY: "",
-        K.SPLIT_KEY: "val" if i % 4 == 3 else "train",
+        K.SPLIT_KEY: "val" if i % 4 == 3 else "train", K.SPIN_COEFFS_KEY: np.zeros_like(coeffs), K.ECP_KEY: "{}",
     }
 
 
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory):
     path = tmp_path_factory.mktemp("shards") / "shard-00000.h5"
-    write_shard(path, [_record(i, n) for i, n in enumerate(NAMES)], LabelSettings())
+    write_shard(path, [_record(i, n) for i, n in enumerate(NAMES)], shard_attributes(LabelSettings()))
     return path
 
 
@@ -106,7 +108,7 @@ def test_orbital_gradient_losses_are_trained_reported_and_select(shard, tmp_path
 
 
 def test_gradient_metrics_are_precomputed_once(shard, tmp_path):
-    from workflows.train import precompute_gradient_metrics
+    from workflows.train.metrics import precompute_gradient_metrics
 
     cfg = _config(shard, tmp_path / "pre", loss_weights={"gradient": 1.0})
     assert precompute_gradient_metrics(cfg, workers=2, progress=False) == len(NAMES)
@@ -116,7 +118,7 @@ def test_gradient_metrics_are_precomputed_once(shard, tmp_path):
 def test_keep_sources_are_used_whole_and_the_rest_sampled_alike():
     import random
 
-    from workflows.train import split_structures
+    from workflows.train.dataset import split_structures
 
     pool = [{"structure_id": f"s{i}", "molecule_id": f"m{i}", "source": "fragment", "split": "train"}
             for i in range(16)] + [{"structure_id": f"w{i}", "molecule_id": f"p{i}", "source": "whole",
@@ -158,7 +160,7 @@ def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
 
 def test_ensemble_of_two_trained_models(shard, tmp_path):
     from scfguess.model.registry import load_model
-    from workflows.ensemble import build_ensemble
+    from workflows.train.ensemble import build_ensemble
 
     exports = []
     for seed in (0, 1):
@@ -176,7 +178,7 @@ def test_ensemble_of_two_trained_models(shard, tmp_path):
     with pytest.raises(ValueError, match="different models"):
         build_ensemble(tmp_path / "models" / "bad", [str(exports[0]), str(exports[0])])
 
-    from workflows.evaluate import guess_quality_of_models
+    from workflows.checks.evaluate import guess_quality_of_models
 
     xyz = tmp_path / "water.xyz"
     xyz.write_text("3\n\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")

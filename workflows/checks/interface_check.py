@@ -1,6 +1,6 @@
 """One real run of the PySCF hook and the ASE calculator on ethanol (PBE/def2-SVP, default model) against minao.
 
-    python -m workflows.interface_check
+    python -m workflows.checks.interface_check
 """
 
 import warnings

@@ -1,6 +1,6 @@
 """Which part of a model's guess error does the SCF see: its Coulomb potential or its exchange-correlation potential?
 
-    python -m workflows.error_split nequip-l-v5-g --shards data/shards/shard-00068.h5 --limit 6
+    python -m workflows.checks.error_split nequip-l-v5-g --shards data/shards/shard-00068.h5 --limit 6
 
 For labelled structures (converged PBE/def2-SVP densities fitted in def2-universal-jfit), the converter's Fock
 matrix h + J[c] + V_xc[c] is built four ways, mixing the model's coefficients and the label's:
@@ -20,7 +20,7 @@ and the Coulomb-response (gradient) loss targets the right thing; if ``xc_label`
 blind to it cannot remove it. Two predictions of ``xc_label`` (whose only error is the Coulomb one) from the
 coefficient error Δc alone are added, in the same commutator norm (2√2 times the occupied-virtual norm):
 ``predicted_bare`` from the gradient metric M and ``predicted_screened`` from the screened metric Rᵀ M R of
-:mod:`workflows.gradient_metric` (``--no-predict`` skips them). Prints one JSON object: per structure the gradient
+:mod:`workflows.train.gradient_metric` (``--no-predict`` skips them). Prints one JSON object: per structure the gradient
 norms (Hartree) and their geometric means over the structures.
 """
 
@@ -45,7 +45,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     model : str or loaded model
         Installed model name, or an object with ``name``, ``auxbasis`` and ``predict(numbers, positions_Å)``.
     structures : list of dict
-        Labelled structures (:func:`workflows.train.load_structures`): numbers, positions (Å), coeffs.
+        Labelled structures (:func:`workflows.train.dataset.load_structures`): numbers, positions (Å), coeffs.
     predict : bool
         Also give the first-order predictions of ``xc_label`` from the bare and screened metrics.
 
@@ -65,7 +65,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfguess.model.registry import load_model
     from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import Structure, to_mole
-    from workflows.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
+    from workflows.train.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
 
     if isinstance(model, str):
         model = load_model(model)
@@ -112,9 +112,9 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
 
 def main(argv=None) -> int:
     """Command line (see the module docstring)."""
-    from workflows.train import load_structures, resolve_shards
+    from workflows.train.dataset import load_structures, resolve_shards
 
-    parser = argparse.ArgumentParser(prog="python -m workflows.error_split", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workflows.checks.error_split", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="installed model name")
     parser.add_argument("--shards", nargs="+", required=True, help="labelled shard files or glob patterns")
     parser.add_argument("--split", default=None, choices=("train", "val"), help="only structures of this split")

@@ -1,6 +1,6 @@
 """Model facts for the model card that SCFbench does not measure: inference time and charged molecules.
 
-    python -m workflows.model_check [--model NAME] [--out results/model-check-NAME.json]
+    python -m workflows.checks.model_check [--model NAME] [--out results/model-check-NAME.json]
 
 - Inference: median wall time of ``model.predict`` (float32, one torch thread, model already loaded) on the
   NCI evaluation molecule closest to 60 atoms, over 20 calls after 2 warm-up calls.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from workflows.model_result import run
+from workflows.checks.model_result import run
 
 ION_GEOMETRIES = {
     "NH4+": ("N 0 0 0; H 0.6276 0.6276 0.6276; H -0.6276 -0.6276 0.6276; H -0.6276 0.6276 -0.6276; "
@@ -52,7 +52,7 @@ def ion_cycles(model) -> dict:
     """SCF cycles of NH4+ and OH- from minao and from the ML guess with and without electron-count projection."""
     from pyscf import dft, gto
 
-    import scfguess
+    from scfguess.guess import ml_guess
 
     out = {}
     for name, (atom, charge) in ION_GEOMETRIES.items():
@@ -61,7 +61,7 @@ def ion_cycles(model) -> dict:
         row = {"charge": charge, "minao": int(ref.cycles)}
         for fix in (True, False):
             mf = dft.RKS(mol, xc="pbe").density_fit()
-            mf.kernel(dm0=scfguess.init_guess(mf, model=model, fix_charge=fix))
+            mf.kernel(dm0=ml_guess(mf, model, fix_charge=fix).dm)
             key = "ml_projected" if fix else "ml_unprojected"
             row[key] = int(mf.cycles)
             row[f"{key}_delta_e"] = float(mf.e_tot - ref.e_tot)

@@ -1,18 +1,18 @@
 """Compare installed models on one set of labelled structures (no SCF): Coulomb error per atom, MAE, RMSE.
 
-    python -m workflows.evaluate nequip-s-v1 nequip-l-v2 [--shards "data/shards/shard-0000?.h5"] [--split val]
-    python -m workflows.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality nci-21-25 --limit 8
-    python -m workflows.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality held-out-21-40 --limit 16
+    python -m workflows.checks.evaluate nequip-s-v1 nequip-l-v2 [--shards "data/shards/shard-0000?.h5"] [--split val]
+    python -m workflows.checks.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality nci-21-25 --limit 8
+    python -m workflows.checks.evaluate nequip-l-v2 nequip-lm-v2 --guess-quality held-out-21-40 --limit 16
 
 ``--guess-quality SET`` scores each model's *guess* instead, on SCFbench molecules (PBE/def2-SVP, SCFbench's
 default SCF settings): the orbital-gradient norm and energy of the converted guess, one Fock build per molecule and
 model and no SCF — a cheap stand-in for the cycle counts of an SCFbench run, for ranking models. ``SET`` is an
 SCFbench set or file, or ``held-out-LO-HI``: the validation-split training-pool molecules of LO..HI atoms
-(:func:`workflows.structures.held_out_structures`), the set for choosing models without touching a benchmark set.
+(:func:`workflows.data.worklist.held_out_structures`), the set for choosing models without touching a benchmark set.
 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
-object: model name -> metrics of :func:`workflows.train.evaluate` (Coulomb error per atom in Hartree, coefficient
+object: model name -> metrics of :func:`workflows.train.losses.evaluate` (Coulomb error per atom in Hartree, coefficient
 MAE and RMSE, RMSE per element; with ``--gradient`` also the orbital-gradient metric per atom in Hartree², with
 ``--screened`` the screened one), plus the reference-superposition-only baseline of the first model.
 """
@@ -30,7 +30,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
     """Metrics of each installed model ``names`` on the ``split`` structures of ``shards``.
 
     ``extra`` maps labels to further in-memory modules (e.g. an ensemble not yet saved) scored the same way.
-    ``gradient`` adds the orbital-gradient metric per atom (:mod:`workflows.gradient_metric`; a few seconds per
+    ``gradient`` adds the orbital-gradient metric per atom (:mod:`workflows.train.gradient_metric`; a few seconds per
     structure to set up; ``gradient_dir`` reads and keeps them as ``<gradient_dir>/<structure_id>.npy``, the layout
     of a training run's ``gradient_metric_dir``). ``screened`` adds the screened metric per atom (kept in
     ``<gradient_dir>/screened``).
@@ -39,7 +39,9 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
 
     from scfguess.model.network import DensityEnsemble, DensityModel
     from scfguess.model.registry import load_model
-    from workflows.train import coulomb_metrics, evaluate, gradient_metrics, load_structures, resolve_shards
+    from workflows.train.dataset import load_structures, resolve_shards
+    from workflows.train.losses import evaluate
+    from workflows.train.metrics import coulomb_metrics, gradient_metrics
 
     structures = [s for s in load_structures(resolve_shards(shards)) if s["split"] == split]
     if not structures:
@@ -80,7 +82,7 @@ def _guess_quality_structures(molecules: str, limit: int | None) -> list:
     import re
 
     from scfbench.sets import resolve_molecules
-    from workflows.structures import held_out_structures
+    from workflows.data.worklist import held_out_structures
 
     held_out = re.fullmatch(r"held-out-(\d+)-(\d+)", molecules)
     if held_out:
@@ -136,12 +138,13 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m workflows.checks.evaluate",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="installed model names")
     parser.add_argument("--shards", nargs="+", default=list(DEFAULT_SHARDS), help="shard files or glob patterns")
     parser.add_argument("--split", default="val", choices=("train", "val"))
     parser.add_argument("--gradient", action="store_true",
-                        help="also report the orbital-gradient metric per atom (workflows.gradient_metric)")
+                        help="also report the orbital-gradient metric per atom (workflows.train.gradient_metric)")
     parser.add_argument("--screened", action="store_true", help="also report the screened orbital-gradient metric")
     parser.add_argument("--gradient-dir", metavar="DIR", default=None,
                         help="read and keep the gradient metrics in DIR (e.g. a training run's gradient_metric_dir)")

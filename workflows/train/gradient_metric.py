@@ -23,7 +23,7 @@ g = −(1 + 4 V E⁻¹) ΔF_ov with V_ia,jb = (ia|jb) and E the orbital-energy g
 
 The response term amplifies long-range, small-gap errors (charge moved across the molecule); at 28-40 atoms
 ‖g‖ is 2.5-3 times ‖ΔF_ov‖. Measured on a 40-atom molecule (``nequip-l-v5-g``, J error only,
-``python -m workflows.error_split``): ‖g‖ × 2√2, the commutator norm SCFbench reports, predicts 0.221 Hartree
+``python -m workflows.checks.error_split``): ‖g‖ × 2√2, the commutator norm SCFbench reports, predicts 0.221 Hartree
 against 0.204 measured; the unscreened ‖ΔF_ov‖ × 2√2 gives 0.071.
 """
 

@@ -1,4 +1,4 @@
-"""Combine installed models into an ensemble model:  ``python -m workflows.ensemble NAME MEMBER MEMBER ...``.
+"""Combine installed models into an ensemble model:  ``python -m workflows.train.ensemble NAME MEMBER MEMBER ...``.
 
 The ensemble (:class:`scfguess.model.DensityEnsemble`) predicts the mean of its members' coefficients; it is saved
 as an ordinary model folder ``models/NAME`` (format_version 2) and is used like any other model
@@ -33,11 +33,11 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     -------
     dict
         ``{"reference superposition only": ..., "<member>": ..., "ensemble": ...}``, each the metrics of
-        :func:`workflows.train.evaluate` on the validation structures.
+        :func:`workflows.train.losses.evaluate` on the validation structures.
     """
     from scfguess.model.network import DensityEnsemble
     from scfguess.model.registry import load_model, save_model
-    from workflows.evaluate import evaluate_models
+    from workflows.checks.evaluate import evaluate_models
 
     loaded = [load_model(m) for m in members]
     if len({m.sha256 for m in loaded}) < len(loaded):
@@ -90,8 +90,8 @@ Built with: `{command}`
 
 
 def main(argv=None) -> int:
-    """Command-line entry: ``python -m workflows.ensemble NAME MEMBER MEMBER ... [--description TEXT]``."""
-    parser = argparse.ArgumentParser(prog="python -m workflows.ensemble", description=__doc__.splitlines()[0])
+    """Command-line entry: ``python -m workflows.train.ensemble NAME MEMBER MEMBER ... [--description TEXT]``."""
+    parser = argparse.ArgumentParser(prog="python -m workflows.train.ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("name", help="folder of the new model (a bare name goes under models/)")
     parser.add_argument("members", nargs="+", help="installed model names or folders (two or more)")
     parser.add_argument("--description", default="")
@@ -99,8 +99,8 @@ def main(argv=None) -> int:
     if len(args.members) < 2:
         parser.error("an ensemble needs at least two members.")
     folder = Path(args.name) if ("/" in args.name) else Path("models") / args.name
-    metrics = build_ensemble(folder, args.members, args.description,
-                             command=shlex.join(["python", "-m", "workflows.ensemble", *(sys.argv[1:] if argv is None else argv)]))
+    command = shlex.join(["python", "-m", "workflows.train.ensemble", *(sys.argv[1:] if argv is None else argv)])
+    metrics = build_ensemble(folder, args.members, args.description, command=command)
     print(f"{folder}: validation Coulomb error per atom {metrics['ensemble']['coulomb_per_atom']:.4g} Ha", file=sys.stderr)
     return 0
 

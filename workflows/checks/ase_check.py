@@ -1,6 +1,6 @@
 """Which start is best for later geometries of an ASE run: SCF cycles from minao, ML, previous and oracle.
 
-    python -m workflows.ase_check [--model NAME] [--out results/ase-check-NAME.json]
+    python -m workflows.checks.ase_check [--model NAME] [--out results/ase-check-NAME.json]
 
 Ethanol, PBE/def2-SVP with RI-J, grid level 2, conv_tol 1e-8. Two trajectories are generated with
 :class:`scfguess.ase.SCFGuessCalculator`: a BFGS optimisation from a distorted geometry (6 steps) and velocity
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from workflows.model_result import run
+from workflows.checks.model_result import run
 
 SETTINGS = dict(basis="def2-svp", xc="pbe", grids_level=2, conv_tol=1e-8)
 
@@ -56,8 +56,7 @@ def cycles_along(symbols, path, model) -> dict:
     """SCF cycles at every geometry after the first, from each start; the previous start uses the geometry before."""
     from pyscf import dft, gto
 
-    import scfguess
-    from scfguess.oracle import oracle_guess
+    from scfguess.guess import ml_guess, oracle_guess
 
     def scf(positions):
         mol = gto.M(atom=list(zip(symbols, positions.tolist())), basis=SETTINGS["basis"], verbose=0)
@@ -73,7 +72,7 @@ def cycles_along(symbols, path, model) -> dict:
         if step > 0:
             row = {"step": step, "max_shift_angstrom": float(np.linalg.norm(positions - path[step - 1], axis=1).max()),
                    "minao": int(ref.cycles)}
-            for name, make in (("ml", lambda mf: scfguess.init_guess(mf, model=model)),
+            for name, make in (("ml", lambda mf: ml_guess(mf, model).dm),
                                ("previous", lambda mf: previous_dm),
                                ("oracle", lambda mf: oracle_guess(ref, mf))):
                 mf = scf(positions)
