@@ -1,6 +1,6 @@
 """The command line shared by the per-model checks: ``--model NAME`` and ``--out FILE``, one JSON result.
 
-Used by :mod:`workflows.checks.model_check` and :mod:`workflows.checks.ase_check`.
+Used by :mod:`workflows.checks.model_check`.
 """
 
 from __future__ import annotations
