@@ -29,6 +29,8 @@ import numpy as np
 
 #: Elements allowed in the NCI sets.
 ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl")
+#: Heavy halogens of the separate ``nci-halogen`` list (molecules with at least one of them).
+HEAVY_HALOGENS: tuple[str, ...] = ("Br", "I")
 
 #: Default embedding seed (ETKDG ``randomSeed``).
 DEFAULT_SEED = 0xC0FFEE
@@ -77,8 +79,11 @@ def nci_path() -> Path:
     return path
 
 
-def _eligible_mol(smiles: str):
-    """Return the sanitized RDKit molecule with explicit H, or None when not eligible."""
+def _eligible_mol(smiles: str, heavy_halogen: bool = False):
+    """Return the sanitized RDKit molecule with explicit H, or None when not eligible.
+
+    ``heavy_halogen``: eligible for the separate list of molecules with Br or I (and otherwise :data:`ELEMENTS`).
+    """
     from rdkit import Chem
 
     mol = Chem.MolFromSmiles(smiles)
@@ -86,7 +91,11 @@ def _eligible_mol(smiles: str):
         return None
     if len(Chem.GetMolFrags(mol)) != 1 or Chem.GetFormalCharge(mol) != 0:
         return None
-    if any(atom.GetSymbol() not in ELEMENTS for atom in mol.GetAtoms()):
+    if heavy_halogen and any(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms()):
+        return None
+    symbols = {atom.GetSymbol() for atom in mol.GetAtoms()}
+    allowed = set(ELEMENTS) | (set(HEAVY_HALOGENS) if heavy_halogen else set())
+    if not symbols <= allowed or (heavy_halogen and not symbols & set(HEAVY_HALOGENS)):
         return None
     return Chem.AddHs(mol)
 
@@ -100,6 +109,25 @@ def eligible_molecules() -> tuple[NciMolecule, ...]:
     tuple of NciMolecule
         4,287 molecules with RDKit 2023-2026 (1,039 of them with at most 20 atoms).
     """
+    return _read_nci(heavy_halogen=False)
+
+
+@functools.lru_cache(maxsize=1)
+def halogen_molecules() -> tuple[NciMolecule, ...]:
+    """NCI molecules with Br or I (else H C N O F P S Cl; neutral, one fragment), numbered on their own.
+
+    A list separate from :func:`eligible_molecules`, so the main split is untouched; even index → evaluation
+    (the ``nci-halogen`` set), as there.
+
+    Returns
+    -------
+    tuple of NciMolecule
+        285 molecules (78 of the evaluation half have 20-40 atoms: 66 with Br, 12 with I).
+    """
+    return _read_nci(heavy_halogen=True)
+
+
+def _read_nci(heavy_halogen: bool) -> tuple[NciMolecule, ...]:
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")
@@ -110,7 +138,7 @@ def eligible_molecules() -> tuple[NciMolecule, ...]:
                 parts = line.split()
                 if not parts:
                     continue
-                mol = _eligible_mol(parts[0])
+                mol = _eligible_mol(parts[0], heavy_halogen)
                 if mol is None:
                     continue
                 symbols = tuple(sorted({a.GetSymbol() for a in mol.GetAtoms()}))

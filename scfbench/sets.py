@@ -19,6 +19,14 @@ Sets
     Glycine and alanine oligomers built by RDKit from their sequence (30 to 902 atoms).
 ``polymers``
     Linear polyethylene H(CH2)nH and polypropylene H(CH2CH(CH3))nH oligomers (50 to 902 atoms).
+``ions``
+    Cations (protonated amines, quaternary ammonium) and anions (carboxylates, phenolates, sulfonates) of NCI
+    evaluation molecules, 20-50 atoms, cations and anions alternating (:mod:`scfbench.variants`).
+``radicals``
+    Doublets: NCI evaluation molecules of 15-40 atoms with one hydrogen taken from a carbon.
+``nci-halogen``
+    NCI evaluation molecules with Br or I (:func:`scfbench.nci.halogen_molecules`), 20-40 atoms, one iodide after
+    every two bromides while both last.
 """
 
 from __future__ import annotations
@@ -54,7 +62,12 @@ POLYMERS: tuple[tuple[str, int], ...] = (
     ("pp", 6), ("pp", 11), ("pp", 22), ("pp", 44), ("pp", 100),
 )
 
-SET_NAMES: tuple[str, ...] = (*NCI_BINS, "g2", "s22", "peptides", "polymers")
+#: Atom-count bounds of the ``ions``, ``radicals`` and ``nci-halogen`` sets (inclusive, after the change).
+ION_ATOMS = (20, 50)
+RADICAL_ATOMS = (15, 40)
+HALOGEN_ATOMS = (20, 40)
+
+SET_NAMES: tuple[str, ...] = (*NCI_BINS, "g2", "s22", "peptides", "polymers", "ions", "radicals", "nci-halogen")
 
 _DESCRIPTIONS = {
     **{name: "NCI evaluation molecules (neutral, H C N O F P S Cl), ETKDG+MMFF" for name in NCI_BINS},
@@ -62,6 +75,9 @@ _DESCRIPTIONS = {
     "s22": "ASE S22 non-covalent dimers",
     "peptides": "glycine and alanine oligomers (RDKit), size scaling",
     "polymers": "polyethylene and polypropylene oligomers, size scaling",
+    "ions": "cations and anions of NCI evaluation molecules (protonated amines, carboxylates, phenolates), 20-50 atoms",
+    "radicals": "doublet radicals of NCI evaluation molecules (one C-H hydrogen removed), 15-40 atoms",
+    "nci-halogen": "NCI evaluation molecules with Br or I (def2 ECP for I), 20-40 atoms",
 }
 
 
@@ -88,10 +104,10 @@ class Entry:
         return self.builder()
 
 
-def _smiles_structure(id: str, smiles: str, source: str) -> Structure:
+def _smiles_structure(id: str, smiles: str, source: str, charge: int = 0, spin: int = 0) -> Structure:
     from scfbench.nci import embed
 
-    return from_atoms(embed(smiles), id, charge=0, spin=0, source=source)
+    return from_atoms(embed(smiles), id, charge=charge, spin=spin, source=source)
 
 
 def _nci_entries(lo, hi) -> list[Entry]:
@@ -152,6 +168,50 @@ def _oligomer_entries(table, smiles_of, prefix: dict[str, str]) -> list[Entry]:
     return out
 
 
+def _variant_entries(kinds: tuple[str, ...], bounds: tuple[int, int]) -> list[Entry]:
+    """Ions (``kinds`` cation/anion, alternating) or radicals of NCI evaluation molecules within ``bounds`` atoms."""
+    from scfbench.nci import evaluation_molecules
+    from scfbench.variants import charged_variants, radical_variant
+
+    queues: dict[str, list[Entry]] = {kind: [] for kind in kinds}
+    for m in evaluation_molecules(bounds[0] - 1, bounds[1] + 1):
+        key = f"nci-{m.index}"
+        if kinds == ("radical",):
+            found = [("radical", radical_variant(m.smiles, key), 0)]
+        else:
+            found = [v for v in charged_variants(m.smiles, key) if v[0] in kinds]
+        for kind, smiles, charge in found:
+            natoms = _heavy_to_natoms(smiles) if smiles else 0
+            if not bounds[0] <= natoms <= bounds[1]:
+                continue
+            sid, spin = f"{key}-{kind}", int(kind == "radical")
+            source = f"{kind} of NCI first_5K id {m.nci_id}: {smiles}"
+            queues[kind].append(Entry(sid, natoms, functools.partial(_smiles_structure, sid, smiles, source,
+                                                                     charge, spin)))
+    out = []
+    while any(queues.values()):
+        for q in queues.values():
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def _halogen_entries(lo: int, hi: int) -> list[Entry]:
+    from scfbench.nci import halogen_molecules
+
+    mols = [m for m in halogen_molecules() if m.is_evaluation and lo <= m.natoms <= hi]
+    iodides = [m for m in mols if "I" in m.elements]
+    bromides = [m for m in mols if "I" not in m.elements]
+    order = []
+    while iodides or bromides:
+        order += bromides[:2] + iodides[:1]
+        bromides, iodides = bromides[2:], iodides[1:]
+    return [Entry(f"nci-halogen-{m.index}", m.natoms,
+                  functools.partial(_smiles_structure, f"nci-halogen-{m.index}", m.smiles,
+                                    f"NCI first_5K id {m.nci_id}: {m.smiles}"))
+            for m in order]
+
+
 @functools.lru_cache(maxsize=None)
 def _entries(name: str) -> tuple[Entry, ...]:
     if name in NCI_BINS:
@@ -162,6 +222,12 @@ def _entries(name: str) -> tuple[Entry, ...]:
         return tuple(_oligomer_entries(PEPTIDES, _peptide_smiles, {"G": "gly", "A": "ala"}))
     if name == "polymers":
         return tuple(_oligomer_entries(POLYMERS, _polymer_smiles, {"pe": "polyethylene-", "pp": "polypropylene-"}))
+    if name == "ions":
+        return tuple(_variant_entries(("cation", "anion"), ION_ATOMS))
+    if name == "radicals":
+        return tuple(_variant_entries(("radical",), RADICAL_ATOMS))
+    if name == "nci-halogen":
+        return tuple(_halogen_entries(*HALOGEN_ATOMS))
     raise ValueError(f"unknown molecule set {name!r}; known sets: {', '.join(SET_NAMES)}, or a file or folder path.")
 
 

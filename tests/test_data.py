@@ -120,7 +120,7 @@ def test_iodine_gets_its_def2_ecp():
 def test_variants_have_the_charge_spin_and_elements_they_claim():
     from rdkit import Chem
 
-    from workflows.data import variants
+    from scfbench import variants
 
     kinds = {kind: (Chem.MolFromSmiles(smi), charge)
              for kind, smi, charge in variants.charged_variants("NCC(=O)O", "glycine")}
@@ -133,6 +133,41 @@ def test_variants_have_the_charge_spin_and_elements_they_claim():
     assert variants.halogen_variant("Clc1ccccc1", "I", "x") == "Ic1ccccc1"
     assert "Br" in variants.halogen_variant("c1ccccc1", "Br", "x")
     assert variants.charged_variants("c1ccccc1", "benzene") == []
+
+
+def test_domain_work_list_has_the_counts_and_no_evaluation_molecule():
+    """The committed wider-domain work list: charge/spin as claimed, never an SCFbench molecule, parents' split."""
+    from rdkit import Chem
+
+    from workflows.data.domain import _evaluation_canonicals
+
+    items = structures.read_work_list(ROOT / "data" / "worklist-domain.jsonl")
+    by_source = {}
+    for it in items:
+        by_source.setdefault(it["source"], []).append(it)
+    charged = by_source["cation"] + by_source["anion"] + by_source["zwitterion"]
+    assert len(charged) >= 300 and len(by_source["zwitterion"]) >= 50
+    assert sum(it["natoms"] > 20 for it in charged) >= 100
+    assert len(by_source["radical"]) >= 200 and len(by_source["bromide"]) >= 300 and len(by_source["iodide"]) >= 300
+    evaluation = _evaluation_canonicals()
+    for it in items:
+        mol = Chem.MolFromSmiles(it["smiles"])
+        assert Chem.GetFormalCharge(mol) == it["charge"]
+        assert sum(a.GetNumRadicalElectrons() for a in mol.GetAtoms()) == it["spin"]
+        assert Chem.MolToSmiles(mol, isomericSmiles=False) not in evaluation
+        assert it["split"] == structures.split_of(it["molecule_id"])
+
+
+def test_benchmark_ion_radical_and_halogen_sets():
+    from scfbench.sets import set_entries
+
+    ions = set_entries("ions")[:4]
+    assert {e.build().charge for e in ions} == {1, -1}
+    radical = set_entries("radicals")[0].build()
+    assert radical.spin == 1 and radical.nelectron % 2 == 1
+    halogen = set_entries("nci-halogen")
+    assert sum("I" in e.build().symbols for e in halogen[:24]) >= 8
+    assert all(20 <= e.natoms <= 40 for e in halogen)
 
 
 @pytest.mark.parametrize("smiles", [
