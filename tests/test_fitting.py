@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from pyscf import df, dft, scf
+from pyscf import df, dft, gto, scf
 
 from scfguess import UnsupportedElementError, fit_density
 from scfguess.density.auxbasis import aux_integrals, make_auxmol
@@ -98,3 +98,24 @@ def test_element_missing_from_auxbasis_is_named(water):
 def test_bad_density_matrix(water, bad):
     with pytest.raises(ValueError, match="density matrix"):
         fit_density(water, bad)
+
+
+def test_atom_population_projection():
+    """Per-atom populations reach their targets with the smallest Coulomb-metric change; one atom = the count."""
+    from scfguess.density.auxbasis import coulomb_metric
+    from scfguess.density.electrons import atom_populations, project_atom_populations
+
+    mol = gto.M(atom="O 0 0 0; H 0 0.76 0.59; H 0 -0.76 0.59", basis="def2-svp", verbose=0)
+    auxmol = make_auxmol(mol)
+    coeffs = fit_density(mol, scf.hf.init_guess_by_minao(mol))
+    p = atom_populations(auxmol, coeffs)
+    assert p.sum() == pytest.approx(electron_count(auxmol, coeffs))
+    target = p + np.array([0.2, -0.1, -0.1])
+    moved = project_atom_populations(auxmol, coeffs, target)
+    np.testing.assert_allclose(atom_populations(auxmol, moved), target, atol=1e-10)
+    # the smallest change: any other vector with the same populations is further away in the Coulomb metric
+    metric = coulomb_metric(auxmol)
+    other = project_atom_populations(auxmol, coeffs + 1e-3 * np.random.default_rng(0).normal(size=coeffs.size),
+                                     target)
+    d_min, d_other = moved - coeffs, other - coeffs
+    assert d_min @ metric @ d_min < d_other @ metric @ d_other

@@ -41,6 +41,47 @@ def project_electron_count(auxmol, coeffs, nelectron, metric=None):
     return coeffs + jinv_q * (nelectron - q @ coeffs) / (q @ jinv_q)
 
 
+def atom_populations(auxmol, coeffs) -> np.ndarray:
+    """Electrons carried by each atom's auxiliary functions, p_A = Σ_{P∈A} q_P c_P, (natm,).
+
+    A crude partition (a diffuse function on one atom carries density of its neighbours), but exact in sum:
+    Σ_A p_A is the electron count.
+    """
+    weighted = aux_integrals(auxmol) * np.asarray(coeffs)
+    offsets = auxmol.offset_nr_by_atom()
+    return np.array([weighted[p0:p1].sum() for _, _, p0, p1 in offsets])
+
+
+def project_atom_populations(auxmol, coeffs, populations, metric=None):
+    """Give each atom the population ``populations`` with the smallest change in the Coulomb metric.
+
+    c ← c + J⁻¹Q (QᵀJ⁻¹Q)⁻¹ (p − Qᵀc), where Q (naux, natm) holds q_P in the column of P's atom: the per-atom
+    form of :func:`project_electron_count` (which is the same with a single column).
+
+    Parameters
+    ----------
+    auxmol : pyscf.gto.Mole
+    coeffs : ndarray (naux,)
+    populations : ndarray (natm,)
+        Target electrons per atom (e).
+    metric : ndarray (naux, naux), optional
+        Precomputed Coulomb metric.
+
+    Returns
+    -------
+    ndarray (naux,)
+    """
+    q = aux_integrals(auxmol)
+    if metric is None:
+        metric = coulomb_metric(auxmol)
+    columns = np.zeros((auxmol.nao, auxmol.natm))
+    for atom, (_, _, p0, p1) in enumerate(auxmol.offset_nr_by_atom()):
+        columns[p0:p1, atom] = q[p0:p1]
+    jinv_q = solve_metric(metric, columns)
+    shift = np.linalg.solve(columns.T @ jinv_q, np.asarray(populations) - columns.T @ coeffs)
+    return coeffs + jinv_q @ shift
+
+
 def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
     """Density of the functional's type at points, in PySCF's row layout.
 

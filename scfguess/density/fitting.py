@@ -88,7 +88,8 @@ def solve_metric(metric, rhs):
     except scipy.linalg.LinAlgError:
         w, v = scipy.linalg.eigh(metric)
         keep = w > 1e-10 * w[-1]
-        return v[:, keep] @ ((v[:, keep].T @ rhs) / w[keep])
+        scale = w[keep] if np.ndim(rhs) == 1 else w[keep][:, None]
+        return v[:, keep] @ ((v[:, keep].T @ rhs) / scale)
 
 
 def fit_density(mol, dm, auxbasis=DEFAULT_AUXBASIS, max_memory=DEFAULT_BLOCK_MEMORY):

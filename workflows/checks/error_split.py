@@ -12,9 +12,12 @@ variant       J from          V_xc from
 ``j_label``   label           model            (the guess with a perfect Coulomb potential)
 ``xc_label``  model           label            (the guess with a perfect exchange-correlation potential)
 ``label``     label           label            (the oracle: the label density through the converter)
+``populations``  model with the label's atom populations  (perfect charge placement, nothing else)
 ============  ==============  ================
 
-Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
+``populations`` moves the model's coefficients, with the smallest change in the Coulomb metric, until every atom
+carries the label's auxiliary population Σ_{P∈A} q_P c_P (:func:`scfguess.density.electrons.project_atom_populations`):
+how far perfect charge placement alone would take the guess. Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
 PBE/def2-SVP, SCFbench's default SCF settings). If ``j_label`` is far below ``model``, the Coulomb error dominates
 and the Coulomb-response (gradient) loss targets the right thing; if ``xc_label`` is, the V_xc error does and a loss
 blind to it cannot remove it. Two predictions of ``xc_label`` (whose only error is the Coulomb one) from the
@@ -32,7 +35,7 @@ import sys
 
 import numpy as np
 
-VARIANTS = ("model", "j_label", "xc_label", "label")
+VARIANTS = ("model", "j_label", "xc_label", "label", "populations")
 PREDICTIONS = ("predicted_bare", "predicted_screened")
 
 
@@ -59,7 +62,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfbench.metrics import geometric_mean
     from scfguess.density.auxbasis import coulomb_metric, make_auxmol
     from scfguess.density.converter import density_fock
-    from scfguess.density.electrons import project_electron_count
+    from scfguess.density.electrons import atom_populations, project_atom_populations, project_electron_count
     from scfguess.density.fitting import coulomb_matrix
     from scfguess.guess import predict_coefficients
     from scfguess.model.registry import load_model
@@ -80,13 +83,16 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             "model": project_electron_count(auxmol, predict_coefficients(mol, model)[0], mol.nelectron, metric),
             "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
         }
+        coeffs["populations"] = project_atom_populations(auxmol, coeffs["model"],
+                                                         atom_populations(auxmol, coeffs["label"]), metric)
         fock = {k: density_fock(mf, auxmol, c)[0] for k, c in coeffs.items()}
-        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items()}
+        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items() if k != "populations"}
         mixtures = {
             "model": fock["model"],
             "j_label": fock["model"] - coulomb["model"] + coulomb["label"],
             "xc_label": fock["label"] - coulomb["label"] + coulomb["model"],
             "label": fock["label"],
+            "populations": fock["populations"],
         }
         s1e = mf.get_ovlp()
         row = {}
