@@ -38,18 +38,18 @@ WORKERS ?= 2
 # models, `ml` before and after a default change, is reported per model as ml@SHA8).
 BENCH = $(VENV)/bin/scfbench run --basis def2-svp --xc pbe --guess minao,$(ML),oracle --workers $(WORKERS)
 bench-model: $(STAMP)
-	$(BENCH) --molecules nci-26-40 --limit 15 --out results/model-nci-26-40/runs.sqlite
-	$(BENCH) --molecules nci-41-60 --limit 15 --out results/model-nci-41-60/runs.sqlite
-	$(VENV)/bin/scfbench report results/model-nci-26-40/runs.sqlite
-	$(VENV)/bin/scfbench report results/model-nci-41-60/runs.sqlite
+	$(BENCH) --molecules nci-26-40 --limit 15 --out benchmarks/ric-nci/nci-26-40/runs.sqlite
+	$(BENCH) --molecules nci-41-60 --limit 15 --out benchmarks/ric-nci/nci-41-60/runs.sqlite
+	$(VENV)/bin/scfbench report benchmarks/ric-nci/nci-26-40/runs.sqlite
+	$(VENV)/bin/scfbench report benchmarks/ric-nci/nci-41-60/runs.sqlite
 
 # Transfer of the PBE/def2-SVP-trained model to another functional and another basis (nci-26-40, 10 molecules).
 TRANSFER = $(VENV)/bin/scfbench run --molecules nci-26-40 --limit 10 --guess minao,$(ML) --workers $(WORKERS)
 bench-transfer: $(STAMP)
-	$(TRANSFER) --basis def2-svp --xc b3lyp --out results/transfer-b3lyp-svp/runs.sqlite
-	$(TRANSFER) --basis def2-tzvp --xc pbe --out results/transfer-pbe-tzvp/runs.sqlite
-	$(VENV)/bin/scfbench report results/transfer-b3lyp-svp/runs.sqlite
-	$(VENV)/bin/scfbench report results/transfer-pbe-tzvp/runs.sqlite
+	$(TRANSFER) --basis def2-svp --xc b3lyp --out benchmarks/transfer/b3lyp-svp/runs.sqlite
+	$(TRANSFER) --basis def2-tzvp --xc pbe --out benchmarks/transfer/pbe-tzvp/runs.sqlite
+	$(VENV)/bin/scfbench report benchmarks/transfer/b3lyp-svp/runs.sqlite
+	$(VENV)/bin/scfbench report benchmarks/transfer/pbe-tzvp/runs.sqlite
 
 # The 2-hour training recipe (nequip-l-v8-ens; models/nequip-l-v8-ens/model_card.md): two members from scratch at
 # once (one core each, 70 min), the orbital-gradient metrics of both fine-tuning samples (2 processes, about 30 min

@@ -1,6 +1,6 @@
 """Execute the usage snippets: ```python blocks run as written, ```sh lines ``scfguess ...`` through cli.main.
 
-The snippets are read from README.md.
+The snippets are read from README.md and docs/usage.md.
 """
 
 import io
@@ -17,12 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WATER_XYZ = "3\ncharge=0 spin=0\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
 
 
-def _source():
-    return ROOT / "README.md"
+SOURCES = (ROOT / "README.md", ROOT / "docs" / "usage.md")
 
 
 def _blocks(language):
-    text = _source().read_text()
+    text = "\n".join(path.read_text() for path in SOURCES)
     return [m.group(1) for m in re.finditer(rf"```{language}\n(.*?)```", text, flags=re.S)]
 
 

@@ -22,7 +22,7 @@ Exact exchange cannot be built from a density, only from a density matrix D_x
 ``"none"``
     no exchange term.
 ``"auto"``
-    the default, chosen by measurement (README, "How the guess is built", Hybrids).
+    the default, chosen by measurement (docs/how-it-works.md, Hybrids).
 
 Notes
 -----
@@ -53,7 +53,7 @@ from scfguess.density.fitting import coulomb_matrix, coulomb_matrix_from_cderi, 
 from scfguess.scf import spin_layout
 
 EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
-#: The ``exchange="auto"`` choice for functionals with exact exchange (see README).
+#: The ``exchange="auto"`` choice for functionals with exact exchange (docs/how-it-works.md).
 AUTO_EXCHANGE = "diag:2"
 #: Grid level for V_xc of the guess (None: the SCF's own grid); see ``_converter_grids``.
 DEFAULT_GRIDS_LEVEL = 1
@@ -206,7 +206,7 @@ def _converter_grids(mf, level):
     (PySCF prunes the SCF's grid with the initial density matrix, so building it here
     would change the SCF's grid). An integer builds a grid of that level: the guess needs
     V_xc only approximately, and level 1 gave the same SCF cycle counts as level 3 at a
-    third of the cost (README, "How the guess is built").
+    third of the cost (docs/how-it-works.md).
     """
     if level is None:
         if mf.grids.coords is not None:

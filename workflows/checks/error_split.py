@@ -1,6 +1,6 @@
 """Which part of a model's guess error does the SCF see: its Coulomb potential or its exchange-correlation potential?
 
-    python -m workflows.checks.error_split nequip-l-v5-g --shards data/shards/shard-00068.h5 --limit 6
+    python -m workflows.checks.error_split nequip-l-v8-ens --shards data/shards/shard-00068.h5 --limit 6
 
 For labelled structures (converged PBE/def2-SVP densities fitted in def2-universal-jfit), the converter's Fock
 matrix h + J[c] + V_xc[c] is built four ways, mixing the model's coefficients and the label's:

@@ -1,6 +1,6 @@
 """Model facts for the model card that SCFbench does not measure: inference time and charged molecules.
 
-    python -m workflows.checks.model_check [--model NAME] [--out results/model-check-NAME.json]
+    python -m workflows.checks.model_check [--model NAME] [--out benchmarks/model-check/model-check-NAME.json]
 
 - Inference: median wall time of ``model.predict`` (float32, one torch thread, model already loaded) on the
   NCI evaluation molecule closest to 60 atoms, over 20 calls after 2 warm-up calls.
@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
-
-from workflows.checks.model_result import run
+from pathlib import Path
 
 ION_GEOMETRIES = {
     "NH4+": ("N 0 0 0; H 0.6276 0.6276 0.6276; H -0.6276 -0.6276 0.6276; H -0.6276 0.6276 -0.6276; "
@@ -71,8 +72,22 @@ def ion_cycles(model) -> dict:
 
 
 def main(argv=None) -> int:
-    return run(argv, __doc__.split("\n\n")[0], "model-check",
-               lambda model: {"inference": inference_time(model), "ions": ion_cycles(model)})
+    """Command line: measure, write ``{model, sha256, inference, ions}`` as JSON and print it."""
+    from scfguess.model.registry import load_model
+
+    parser = argparse.ArgumentParser(prog="python -m workflows.checks.model_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model name (default: the default model)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default benchmarks/model-check/model-check-NAME.json)")
+    args = parser.parse_args(argv)
+    model = load_model(args.model)
+    result = {"model": model.name, "sha256": model.sha256, "inference": inference_time(model),
+              "ions": ion_cycles(model)}
+    out = args.out or Path("benchmarks/model-check") / f"model-check-{model.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
