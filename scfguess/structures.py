@@ -32,6 +32,11 @@ __all__ = [
     "to_atoms",
     "to_mole",
     "check_basis",
+    "check_charge_spin",
+    "check_mole",
+    "ecp_core_electrons",
+    "valence_electrons",
+    "shell_vacancies",
 ]
 
 #: File name endings the readers understand (a folder is read file by file, sorted by name).
@@ -41,6 +46,9 @@ STRUCTURE_SUFFIXES: tuple[str, ...] = (".xyz", ".extxyz", ".sdf", ".mol", ".db")
 MIN_DISTANCE = 0.1
 
 _MAX_Z = 118
+
+#: Atomic numbers of the noble gases: the closed shells that extra electrons of an anion can at most complete.
+_NOBLE_GASES = (2, 10, 18, 36, 54, 86, 118)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +66,7 @@ class Structure:
     charge : int
         Total charge in units of e.
     spin : int
-        2S = N_alpha - N_beta (>= 0).
+        2S = N_alpha - N_beta, PySCF's convention; negative means more beta than alpha electrons, as in PySCF.
     source : str
         Where the structure came from (file and frame, SMILES, collection name).
 
@@ -66,7 +74,8 @@ class Structure:
     ------
     ValueError
         Empty structure, mismatched shapes, unknown atomic number, non-finite coordinates, two atoms at the
-        same position, or a charge/spin that the electron count cannot have.
+        same position, or a charge or spin refused by :func:`check_charge_spin` (all electrons counted; the
+        electrons an ECP replaces are checked again by :func:`to_mole`).
     """
 
     id: str
@@ -96,14 +105,7 @@ class Structure:
         if int(self.charge) != self.charge or int(self.spin) != self.spin:
             raise ValueError(f"{where} has a non-integer charge or spin ({self.charge}, {self.spin}).")
         charge, spin = int(self.charge), int(self.spin)
-        nelectron = int(numbers.sum()) - charge
-        if nelectron <= 0:
-            raise ValueError(f"{where} has charge {charge}, which leaves {nelectron} electrons.")
-        if spin < 0 or spin > nelectron or (nelectron - spin) % 2:
-            raise ValueError(
-                f"{where} has spin {spin} (2S), which is impossible with {nelectron} electrons "
-                f"(charge {charge}); spin must have the parity of the electron count."
-            )
+        check_charge_spin(numbers, charge, spin, where=where)
         close = _close_pair(positions, MIN_DISTANCE) if numbers.size > 1 else None
         if close is not None:
             i, j, d = close
@@ -162,6 +164,155 @@ def _close_pair(positions: np.ndarray, cutoff: float) -> tuple[int, int, float] 
     return i, j, float(np.linalg.norm(positions[i] - positions[j]))
 
 
+def valence_electrons(z: int, ecp_core: int = 0) -> int:
+    """Electrons of element ``z`` outside its core: the ones a positive charge may remove.
+
+    The core is PySCF's chemical core (``pyscf.data.elements.chemcore_atm``, the frozen core of correlated methods:
+    He for C-Ne, Ne for Na-Ar, [Ar]3d for Ga-Kr ...), or the electrons an ECP replaces where that is more.
+
+    Parameters
+    ----------
+    z : int
+        Atomic number.
+    ecp_core : int
+        Electrons replaced by an effective core potential on this atom (0 without one).
+
+    Returns
+    -------
+    int
+        ``z - max(chemical core, ecp_core)``; O 6, Na 9 (2s2p kept, as PySCF keeps them), I 17.
+    """
+    from pyscf.data.elements import chemcore_atm
+
+    return int(z) - max(2 * int(chemcore_atm[int(z)]), int(ecp_core))
+
+
+def shell_vacancies(z: int) -> int:
+    """Electrons element ``z`` can take before it reaches the next noble-gas configuration (H 1, O 2, P 3, Ne 0)."""
+    z = int(z)
+    return next(g for g in _NOBLE_GASES if g >= z) - z
+
+
+def check_charge_spin(numbers, charge: int, spin: int, ecp_core=None, where: str = "the molecule") -> int:
+    """Refuse a charge or spin (2S) the molecule cannot plausibly have; return its electron count.
+
+    The rules, applied before any SCF because PySCF runs any charge it is given (water with charge -30
+    "converges", to +151 Hartree, an energy of nothing physical):
+
+    1. At least one electron must remain in the calculation. Electrons an ECP replaces are not in it: iodine under
+       the def2 ECP has 25 electrons, not 53.
+    2. A positive charge removes valence electrons only (:func:`valence_electrons`, counted under the ECP where
+       it replaces more than the chemical core). A single atom may lose all of them (Na⁺, Mg²⁺, Al³⁺ are closed
+       shells); two or more atoms must keep at least one, since without valence electrons nothing binds them
+       (water +8 is three bare cores flying apart).
+    3. A negative charge adds at most the electrons that bring every atom to its next noble-gas shell
+       (:func:`shell_vacancies`: 1 per H and halogen, 2 per O, 3 per P, 0 per noble gas). A further electron
+       would have to sit in the next, unbound shell: no bound state exists, and the SCF only finds one in the
+       limits of a finite basis. H⁻ (1 allowed), PO₄³⁻ (11), ATP⁴⁻ (C10H12N5O13P3, 86) pass; water −30 (4) does not.
+    4. ``|2S|`` cannot exceed the electron count, and ``2S`` must have its parity. A negative ``2S`` (more beta
+       than alpha electrons) is accepted, as PySCF accepts it; it gives the energy of ``+|2S|``.
+
+    Parameters
+    ----------
+    numbers : array_like of int
+        Atomic numbers.
+    charge, spin : int
+        Total charge (e) and 2S = N_alpha - N_beta.
+    ecp_core : array_like of int, optional
+        Electrons each atom's ECP replaces (None: all-electron).
+    where : str
+        How the molecule is named in the message (``"structure 'water'"``).
+
+    Returns
+    -------
+    int
+        Electrons in the calculation (ECP cores excluded).
+
+    Raises
+    ------
+    ValueError
+        One sentence naming the rule that failed.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    core = np.zeros(numbers.size, dtype=np.int64) if ecp_core is None else np.asarray(ecp_core, dtype=np.int64)
+    ecp_note = ""
+    if core.any():
+        ecp_note = f", with {int(core.sum())} core electrons replaced by ECPs"
+    nelectron = int(numbers.sum() - core.sum()) - charge
+    if nelectron <= 0:
+        raise ValueError(f"{where} has charge {charge}, which leaves {nelectron} electrons{ecp_note}.")
+    if charge > 0:
+        valence = sum(valence_electrons(z, c) for z, c in zip(numbers.tolist(), core.tolist()))
+        keep = 1 if numbers.size > 1 else 0
+        if valence - charge < keep:
+            need = ("keep at least one valence electron to hold its atoms together" if keep
+                    else "lose valence electrons only")
+            raise ValueError(f"{where} has charge {charge}, more than its {valence} valence electrons allow: "
+                             f"a {'molecule' if keep else 'single atom'} must {need}.")
+    elif charge < 0:
+        room = sum(shell_vacancies(z) for z in numbers.tolist())
+        if -charge > room:
+            raise ValueError(f"{where} has charge {charge}, more extra electrons than it can bind: its atoms can "
+                             f"take at most {room} before every one has a noble-gas shell.")
+    if abs(spin) > nelectron:
+        raise ValueError(f"{where} has spin {spin} (2S), which needs more electrons than the {nelectron} it has "
+                         f"(charge {charge}{ecp_note}); |2S| cannot exceed the electron count.")
+    if (nelectron - spin) % 2:
+        raise ValueError(f"{where} has spin {spin} (2S), which is impossible with {nelectron} electrons "
+                         f"(charge {charge}): 2S must have the parity of the electron count (set the charge or "
+                         "the spin).")
+    return nelectron
+
+
+def ecp_core_electrons(symbols, ecp) -> list[int]:
+    """Electrons an ECP replaces on each atom.
+
+    Parameters
+    ----------
+    symbols : list of str
+        Element symbols, one per atom.
+    ecp : str or dict
+        ``Mole.ecp``: one ECP name for all atoms, or element symbol -> ECP name. Entries that are not names
+        (explicit ECP data) count as no core here; PySCF checks them when it builds the molecule.
+
+    Returns
+    -------
+    list of int
+    """
+    from pyscf import gto
+
+    if not ecp:
+        return [0] * len(symbols)
+    cache = {}
+    out = []
+    for s in symbols:
+        name = ecp if isinstance(ecp, str) else (ecp.get(s) if isinstance(ecp, dict) else None)
+        if not isinstance(name, str):
+            out.append(0)
+            continue
+        if (s, name) not in cache:
+            try:
+                data = gto.basis.load_ecp(name, s)
+                cache[s, name] = int(data[0]) if data else 0
+            except Exception:  # noqa: BLE001 - an unknown ECP name is reported by Mole.build
+                cache[s, name] = 0
+        out.append(cache[s, name])
+    return out
+
+
+def check_mole(mol) -> int:
+    """:func:`check_charge_spin` for a built ``pyscf.gto.Mole`` (its charge, spin and ECPs); returns its electrons.
+
+    Ghost and dummy atoms (nuclear charge 0, as in counterpoise calculations) carry no electrons and are left out.
+    """
+    core = np.array([int(mol.atom_nelec_core(i)) for i in range(mol.natm)], dtype=np.int64)
+    real = (np.asarray(mol.atom_charges()) + core) > 0
+    if not real.any():
+        raise ValueError("the molecule has no atoms with a nucleus (only ghost or dummy atoms).")
+    return check_charge_spin(atomic_numbers(mol)[real], int(mol.charge), int(mol.spin), core[real],
+                             where="the molecule")
+
+
 def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = None, source: str = "") -> Structure:
     """Structure from an ``ase.Atoms``.
 
@@ -172,7 +323,8 @@ def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = 
     id : str
         Identifier of the structure.
     charge : int, optional
-        Default: ``atoms.info["charge"]``, else the rounded sum of the initial atomic charges (0 without them).
+        Default: ``atoms.info["charge"]``, else the rounded sum of the initial atomic charges (0 without them). A
+        bare ``charge`` or ``spin`` word in an XYZ comment (ASE reads it as ``True``) is not a value.
     spin : int, optional
         2S. Default: ``atoms.info["spin"]``, else the rounded absolute sum of the initial magnetic moments
         (ASE's total moment is N_alpha - N_beta in Bohr magnetons), 0 without them.
@@ -186,7 +338,8 @@ def from_atoms(atoms, id: str, *, charge: int | None = None, spin: int | None = 
     """
     if np.any(atoms.pbc):
         raise ValueError(f"structure {id!r} is periodic; only molecules (no periodic boundary conditions) are supported.")
-    info = atoms.info
+    # A bare word in an XYZ comment ("no charge given") reaches ASE's info as True: it gives no value.
+    info = {k: v for k, v in atoms.info.items() if not isinstance(v, (bool, np.bool_))}
     if charge is None:
         charge = (_info_int(info, "charge", id) if "charge" in info
                   else int(round(float(atoms.get_initial_charges().sum()))))
@@ -216,14 +369,20 @@ def to_atoms(structure: Structure):
                      info={"charge": structure.charge, "spin": structure.spin, "id": structure.id})
 
 
-def read_structures(path: str | os.PathLike) -> list[Structure]:
+def read_structures(path: str | os.PathLike, *, charge: int | None = None,
+                    spin: int | None = None) -> list[Structure]:
     """Read every structure of a file or folder.
 
     Parameters
     ----------
     path : str or PathLike
         ``.xyz`` / ``.extxyz`` (all frames), ``.sdf`` / ``.mol`` (all records), ``.db`` (ASE database, all rows),
-        or a folder whose files with these endings are read in name order (not recursively).
+        or a folder whose files with these endings are read in name order (not recursively). XYZ files are UTF-8
+        text; a leading byte-order mark is ignored.
+    charge, spin : int, optional
+        Total charge and 2S for every structure, in place of what the file says (extXYZ ``charge=``/``spin=``,
+        SDF formal charges and radicals, ASE-db keys; 0 where it says nothing). They are applied before any check,
+        so ``charge=1`` makes a plain-XYZ NH4 the closed-shell NH4+ it is.
 
     Returns
     -------
@@ -244,7 +403,7 @@ def read_structures(path: str | os.PathLike) -> list[Structure]:
             raise ValueError(f"folder {str(path)!r} holds no structure files ({', '.join(STRUCTURE_SUFFIXES)}).")
         out = []
         for f in files:
-            out.extend(read_structures(f))
+            out.extend(read_structures(f, charge=charge, spin=spin))
         _check_unique(out, path)
         return out
     if not path.exists():
@@ -255,11 +414,11 @@ def read_structures(path: str | os.PathLike) -> list[Structure]:
     if path.stat().st_size == 0:
         raise ValueError(f"structure file {str(path)!r} is empty.")
     if suffix in (".xyz", ".extxyz"):
-        structures = _read_xyz(path)
+        structures = _read_xyz(path, charge, spin)
     elif suffix in (".sdf", ".mol"):
-        structures = _read_sdf(path)
+        structures = _read_sdf(path, charge, spin)
     else:
-        structures = _read_db(path)
+        structures = _read_db(path, charge, spin)
     if not structures:
         raise ValueError(f"structure file {str(path)!r} contains no structures.")
     return _unique_ids(structures)
@@ -288,18 +447,32 @@ def _frame_id(path: Path, i: int, n: int, name) -> str:
     return path.stem if n == 1 else f"{path.stem}:{i}"
 
 
-def _read_xyz(path: Path) -> list[Structure]:
+def _xyz_text(path: Path) -> str:
+    """The text of an XYZ file: UTF-8, a byte-order mark dropped; a clear error naming the line otherwise."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"cannot read {str(path)!r}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                         "save the file as UTF-8.") from None
+
+
+def _read_xyz(path: Path, charge=None, spin=None) -> list[Structure]:
+    import io
+
     from ase.io import read
 
+    text = _xyz_text(path)
     try:
-        frames = read(path, index=":", format="extxyz")
+        frames = read(io.StringIO(text), index=":", format="extxyz")
     except Exception as exc:  # ASE raises XYZError, ValueError, KeyError (unknown symbol), IndexError ...
         raise ValueError(f"cannot read {str(path)!r} as (extended) XYZ: {_reason(exc)}.") from None
     out = []
     for i, atoms in enumerate(frames):
         name = atoms.info.get("name", atoms.info.get("id"))
         sid = _frame_id(path, i, len(frames), name)
-        out.append(from_atoms(atoms, sid, source=f"{path}#{i}"))
+        out.append(from_atoms(atoms, sid, charge=charge, spin=spin, source=f"{path}#{i}"))
     return out
 
 
@@ -310,7 +483,7 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _read_sdf(path: Path) -> list[Structure]:
+def _read_sdf(path: Path, charge=None, spin=None) -> list[Structure]:
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")
@@ -331,8 +504,8 @@ def _read_sdf(path: Path) -> list[Structure]:
                 id=sid,
                 numbers=np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64),
                 positions=mol.GetConformer().GetPositions(),
-                charge=Chem.GetFormalCharge(mol),
-                spin=radicals,
+                charge=Chem.GetFormalCharge(mol) if charge is None else charge,
+                spin=radicals if spin is None else spin,
                 source=f"{path}#{i}",
             ))
     except OSError as exc:
@@ -342,7 +515,7 @@ def _read_sdf(path: Path) -> list[Structure]:
     return out
 
 
-def _read_db(path: Path) -> list[Structure]:
+def _read_db(path: Path, charge=None, spin=None) -> list[Structure]:
     import ase.db
 
     try:
@@ -355,7 +528,7 @@ def _read_db(path: Path) -> list[Structure]:
         sid = _frame_id(path, i, len(rows), kv.get("name", kv.get("id")))
         atoms = row.toatoms()
         atoms.info.update({k: kv[k] for k in ("charge", "spin") if k in kv})
-        out.append(from_atoms(atoms, sid, source=f"{path}#{row.id}"))
+        out.append(from_atoms(atoms, sid, charge=charge, spin=spin, source=f"{path}#{row.id}"))
     return out
 
 
@@ -461,11 +634,15 @@ def to_mole(structure: Structure, basis="def2-svp", *, max_memory: int = 4000, v
     Raises
     ------
     ValueError
-        Unknown basis; :class:`~scfguess.errors.UnsupportedElementError` when the basis lacks an element.
+        Unknown basis; :class:`~scfguess.errors.UnsupportedElementError` when the basis lacks an element; a charge
+        or spin that :func:`check_charge_spin` refuses once the electrons the ECPs replace are left out.
     """
     from pyscf import gto
 
     check_basis(basis, structure.symbols)
+    ecp = kwargs.pop("ecp", default_ecp(basis, structure.symbols))
+    check_charge_spin(structure.numbers, structure.charge, structure.spin,
+                      ecp_core_electrons(structure.symbols, ecp), where=f"structure {structure.id!r} in {basis}")
     mol = gto.Mole()
     mol.atom = [(s, tuple(p)) for s, p in zip(structure.symbols, structure.positions.tolist())]
     mol.unit = "Angstrom"
@@ -475,7 +652,7 @@ def to_mole(structure: Structure, basis="def2-svp", *, max_memory: int = 4000, v
     mol.max_memory = max_memory
     mol.verbose = verbose
     mol.output = None
-    mol.ecp = default_ecp(basis, structure.symbols)
+    mol.ecp = ecp
     for key, value in kwargs.items():
         setattr(mol, key, value)
     with warnings.catch_warnings():

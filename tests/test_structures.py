@@ -158,3 +158,126 @@ def test_from_atoms_reads_charge_and_spin_from_initial_charges_and_moments():
     assert cation.charge == 1 and cation.nelectron == 9
     atoms.info["charge"] = 0
     assert from_atoms(atoms, "h2o").charge == 0  # info wins over per-atom charges
+
+
+# ---------------------------------------------------------------- charge and spin rules
+
+NH4_PLAIN = ("5\nammonium, no charge in the file\nN 0 0 0\nH 0.629 0.629 0.629\nH -0.629 -0.629 0.629\n"
+             "H -0.629 0.629 -0.629\nH 0.629 -0.629 -0.629\n")
+ACETATE_PLAIN = ("7\n\nC 0 0 0\nC 1.52 0 0\nO 2.15 1.08 0\nO 2.15 -1.08 0\nH -0.39 1.02 0\nH -0.39 -0.51 0.88\n"
+                 "H -0.39 -0.51 -0.88\n")
+
+
+def _spread(numbers):
+    """A structure with the given atoms on a 1.5 Å grid (the charge rules look at atoms, not at the geometry)."""
+    grid = [(i, j, k) for i in range(4) for j in range(4) for k in range(4)]
+    return np.array(grid[:len(numbers)], dtype=float) * 1.5
+
+
+def test_charge_and_spin_given_to_the_reader_are_applied_before_the_checks(tmp_path):
+    nh4 = write(tmp_path, "nh4.xyz", NH4_PLAIN)
+    with pytest.raises(ValueError, match="impossible with 11 electrons"):
+        read_structures(nh4)
+    (s,) = read_structures(nh4, charge=1)
+    assert s.charge == 1 and s.spin == 0 and s.nelectron == 10
+    (acetate,) = read_structures(write(tmp_path, "acetate.xyz", ACETATE_PLAIN), charge=-1)
+    assert acetate.charge == -1 and acetate.nelectron == 32
+    (radical,) = read_structures(nh4, spin=1)  # neutral NH4 as a doublet
+    assert radical.charge == 0 and radical.spin == 1
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write(folder, "a.xyz", NH4_PLAIN)
+    assert [s.charge for s in read_structures(folder, charge=1)] == [1]
+
+
+def test_sdf_formal_charge_is_replaced_by_the_given_charge(tmp_path):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("[NH4+]"))
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    path = tmp_path / "nh4.sdf"
+    with Chem.SDWriter(str(path)) as writer:
+        writer.write(mol)
+    assert read_structures(path)[0].charge == 1
+    assert read_structures(path, charge=1, spin=0)[0].charge == 1
+    with pytest.raises(ValueError, match="impossible with 11 electrons"):
+        read_structures(path, charge=0)
+
+
+ATP = [6] * 10 + [1] * 12 + [7] * 5 + [8] * 13 + [15] * 3
+
+
+@pytest.mark.parametrize("name, numbers, charge", [
+    ("hydride", [1], -1), ("phosphate", [15, 8, 8, 8, 8], -3), ("ATP", ATP, -4), ("water", [8, 1, 1], -4),
+    ("sodium", [11], 1), ("aluminium", [13], 3), ("water", [8, 1, 1], 7), ("hydroxide", [8, 1], -1),
+])
+def test_plausible_charges_are_accepted(name, numbers, charge):
+    from scfguess.structures import check_charge_spin
+
+    spin = (sum(numbers) - charge) % 2
+    s = Structure(name, numbers, _spread(numbers), charge=charge, spin=spin)
+    assert s.charge == charge
+    assert check_charge_spin(numbers, charge, spin) == sum(numbers) - charge
+
+
+@pytest.mark.parametrize("numbers, charge, match", [
+    ([8, 1, 1], -30, "charge -30, more extra electrons than it can bind: its atoms can take at most 4"),
+    ([8, 1, 1], -5, "at most 4"),
+    ([8, 1, 1], 8, "charge 8, more than its 8 valence electrons allow: a molecule must keep at least one"),
+    ([11], 10, "charge 10, more than its 9 valence electrons allow: a single atom must lose valence electrons only"),
+    ([2], -1, "at most 0"),
+    ([1, 1], 2, "leaves 0 electrons"),
+])
+def test_implausible_charges_are_refused_with_one_sentence(numbers, charge, match):
+    with pytest.raises(ValueError, match=match) as info:
+        Structure("m", numbers, _spread(numbers), charge=charge, spin=(sum(numbers) - charge) % 2)
+    assert "\n" not in str(info.value) and str(info.value).startswith("structure 'm' has charge")
+
+
+def test_spin_larger_than_the_electrons_says_so_and_negative_spin_follows_pyscf():
+    water = [[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]]
+    with pytest.raises(ValueError, match="spin 12 .* needs more electrons than the 10 it has") as info:
+        Structure("w", [8, 1, 1], water, spin=12)
+    assert "parity" not in str(info.value)
+    with pytest.raises(ValueError, match="spin 1 .* parity"):
+        Structure("w", [8, 1, 1], water, spin=1)
+    triplet = Structure("w", [8, 1, 1], water, spin=-2)
+    assert triplet.spin == -2
+    mol = to_mole(triplet, "sto-3g")
+    assert mol.spin == -2 and mol.nelec == (4, 6)
+
+
+def test_ecp_core_electrons_are_not_counted():
+    """Iodine under the def2 ECP has 25 electrons: the limits of to_mole use those, not 53."""
+    from scfguess.structures import check_charge_spin, valence_electrons
+
+    hi = Structure("hi", [1, 53], [[0, 0, 0], [0, 0, 1.61]], spin=28)  # fine with all 54 electrons
+    with pytest.raises(ValueError, match=r"spin 28 .* more electrons than the 26 it has .*28 core electrons "
+                                         r"replaced by ECPs"):
+        to_mole(hi, "def2-svp")
+    iodide = to_mole(Structure("i-", [53], [[0, 0, 0]], charge=-1), "def2-svp")
+    assert iodide.nelectron == 26
+    assert valence_electrons(53) == valence_electrons(53, ecp_core=28) == 17
+    assert valence_electrons(79, ecp_core=60) == 19  # gold: the ECP replaces more than the chemical core
+    with pytest.raises(ValueError, match="leaves -1 electrons, with 60 core electrons replaced by ECPs"):
+        check_charge_spin([79], 20, 1, ecp_core=[60])
+    assert check_charge_spin([79], 20, 1) == 59
+
+
+def test_xyz_with_a_byte_order_mark_or_invalid_utf8(tmp_path):
+    text = "3\nwater\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n"
+    bom = tmp_path / "bom.xyz"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (s,) = read_structures(bom)
+    assert s.formula == "H2O"
+    bad = tmp_path / "latin1.xyz"
+    bad.write_bytes(text.replace("water", "w\xe4ter").encode("latin-1"))
+    with pytest.raises(ValueError, match=r"line 2 is not UTF-8 text \(byte 0xe4\); save the file as UTF-8") as info:
+        read_structures(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_a_bare_word_charge_in_a_plain_comment_is_not_charge_one(tmp_path):
+    (s,) = read_structures(write(tmp_path, "h2.xyz", "2\nno charge or spin given here\nH 0 0 0\nH 0 0 0.74\n"))
+    assert s.charge == 0 and s.spin == 0
