@@ -112,3 +112,40 @@ def test_ensemble_members_must_match():
         DensityEnsemble([SMALL, ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=1, elements=("H", "C", "O"))])
     with pytest.raises(ValueError, match="at least two"):
         DensityEnsemble([SMALL])
+
+
+def test_cache_hit_does_not_hash_the_weights_and_a_replaced_file_is_verified_again(model_dir, monkeypatch):
+    folder, _ = model_dir
+    first = registry.load_model("tiny")
+    hashed = []
+    real = registry.sha256_file
+    monkeypatch.setattr(registry, "sha256_file", lambda path: hashed.append(path) or real(path))
+    assert registry.load_model("tiny") is first and registry.load_model() is first
+    assert hashed == []  # two stat calls, no hashing
+    weights = folder / "tiny" / registry.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-40] ^= 0xFF
+    weights.write_bytes(bytes(data[:-1]))  # another size: a changed file whatever the clock's resolution
+    with pytest.raises(ValueError, match="weights are corrupt or were replaced"):
+        registry.load_model("tiny")
+    assert hashed
+
+
+def test_list_models_reports_broken_folders_without_hiding_the_others(model_dir):
+    folder, _ = model_dir
+    import shutil
+
+    shutil.copytree(folder / "tiny", folder / "a-badjson")
+    (folder / "a-badjson" / registry.METADATA_FILE).write_text('{"format_version": 1, "sha')
+    shutil.copytree(folder / "tiny", folder / "b-corrupt")
+    weights = folder / "b-corrupt" / registry.WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:-10])
+    shutil.copytree(folder / "tiny", folder / "c-noweights")
+    (folder / "c-noweights" / registry.WEIGHTS_FILE).unlink()
+    listed = {m["name"]: m for m in registry.list_models()}
+    assert listed["tiny"]["error"] is None and listed["tiny"]["default"]
+    bad = listed["a-badjson"]["error"]
+    assert bad.startswith("cannot read ") and str(folder / "a-badjson" / registry.METADATA_FILE) in bad
+    assert "line 1 column" in bad and listed["a-badjson"]["sha256"] is None
+    assert "weights are corrupt or were replaced" in listed["b-corrupt"]["error"]
+    assert listed["c-noweights"]["error"].startswith("cannot read ") and "No such file" in listed["c-noweights"]["error"]

@@ -17,6 +17,7 @@ first directory that has one names the default model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -37,15 +38,19 @@ CARD_FILE = "model_card.md"
 DEFAULT_FILE = "DEFAULT"
 ENV_VAR = "SCFGUESS_MODEL_DIR"
 
-_CACHE: dict[tuple[str, str], "LoadedModel"] = {}
+#: Loaded models by (folder, (mtime_ns, size) of weights.pt, (mtime_ns, size) of metadata.json): a cache hit costs
+#: two ``stat`` calls, no hashing. Replacing either file changes its mtime or size, so the model is verified again.
+_CACHE: dict[tuple, "LoadedModel"] = {}
 _LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=1)
 def shipped_models_dir() -> Path:
     """Folder of the models shipped with the package.
 
     In an installed package that is ``scfguess/bundled_models`` (the repository's ``models/``, mapped there at
-    build time); in a source tree used without installing, the ``models/`` folder beside ``scfguess/``.
+    build time); in a source tree used without installing, the ``models/`` folder beside ``scfguess/``. Looked up
+    once per process (the import system's search is most of the cost of a cached :func:`load_model`).
     """
     spec = importlib.util.find_spec("scfguess.bundled_models")
     if spec is not None and spec.submodule_search_locations:
@@ -220,20 +225,65 @@ def load_model(model=None):
         No model is installed or the named one is absent.
     ValueError
         The weights do not match the recorded sha256, or the model's format_version is newer than this code reads.
+
+    Notes
+    -----
+    The weights are hashed and checked against ``metadata.json`` once per process: the cache key is the folder and
+    the modification time and size of ``weights.pt`` and ``metadata.json``, so a second call for the same model
+    returns the same object after two ``stat`` calls (microseconds), and a replaced file is loaded and verified
+    again.
     """
     if model is not None and hasattr(model, "predict"):
         return model
     name = default_model_name() if model is None else os.fspath(model)
     folder = find_model(name)
-    key = (str(folder), sha256_file(folder / WEIGHTS_FILE))
+    key = (str(folder), _file_stamp(folder / WEIGHTS_FILE), _file_stamp(folder / METADATA_FILE))
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = LoadedModel(folder)
         return _CACHE[key]
 
 
+def _file_stamp(path) -> tuple[int, int]:
+    """(mtime in ns, size) of a file; (-1, -1) when it is missing (loading it then reports the problem)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _model_problem(folder: Path, meta: dict) -> str | None:
+    """Why a model folder cannot be loaded (metadata layout, weights file, sha256), or None; the weights are hashed."""
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        return f"{METADATA_FILE} lacks an integer format_version."
+    if version > FORMAT_VERSION:
+        return f"format_version {version} is newer than the {FORMAT_VERSION} this scfguess reads; upgrade scfguess."
+    if "config" not in meta and "members" not in meta:
+        return f"{METADATA_FILE} has neither 'config' nor 'members'."
+    try:
+        sha = sha256_file(folder / WEIGHTS_FILE)
+    except OSError as exc:
+        return f"cannot read {folder / WEIGHTS_FILE}: {exc.strerror or exc}."
+    if sha != meta.get("sha256"):
+        return (f"sha256 of {WEIGHTS_FILE} is {sha[:12]}…, {METADATA_FILE} says {str(meta.get('sha256'))[:12]}…; "
+                "the weights are corrupt or were replaced.")
+    return None
+
+
 def list_models() -> list[dict]:
-    """Installed models, one dict each: name, path, default, format_version, sha256, elements, auxbasis, description."""
+    """Installed models, each checked without loading it into torch.
+
+    Returns
+    -------
+    list of dict
+        One per model folder (the first of each name in :func:`model_dirs` order): ``name``, ``path``, ``default``,
+        ``format_version``, ``sha256``, ``elements``, ``auxbasis``, ``description`` (None where ``metadata.json``
+        cannot be read) and ``error``: None for a model that can be loaded, else one sentence on why not (a
+        ``metadata.json`` that is not JSON, with the file and position; a missing or corrupt ``weights.pt``; a newer
+        ``format_version``). One broken folder never hides the others.
+    """
     try:
         default = default_model_name()
     except ModelNotInstalledError:
@@ -244,14 +294,24 @@ def list_models() -> list[dict]:
             if folder.name in seen:
                 continue
             seen.add(folder.name)
-            with open(folder / METADATA_FILE) as fh:
-                meta = json.load(fh)
-            out.append({
-                "name": folder.name, "path": str(folder), "default": folder.name == default,
+            entry = {"name": folder.name, "path": str(folder), "default": folder.name == default,
+                     "format_version": None, "sha256": None, "elements": None, "auxbasis": None,
+                     "description": "", "error": None}
+            try:
+                with open(folder / METADATA_FILE, encoding="utf-8") as fh:
+                    meta = json.load(fh)
+                if not isinstance(meta, dict):
+                    raise ValueError("the top level is not a JSON object")
+            except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                entry["error"] = f"cannot read {folder / METADATA_FILE}: {getattr(exc, 'strerror', None) or exc}."
+                out.append(entry)
+                continue
+            entry.update({
                 "format_version": meta.get("format_version"), "sha256": meta.get("sha256"),
                 "elements": meta.get("elements"), "auxbasis": meta.get("auxbasis"),
-                "description": meta.get("description", ""),
+                "description": meta.get("description", ""), "error": _model_problem(folder, meta),
             })
+            out.append(entry)
     return out
 
 
