@@ -35,8 +35,14 @@ An element the model or the auxiliary basis does not cover, a model that is miss
 corrupt or too new, a NaN prediction, a failed or non-finite conversion, or a guess
 that would not fit in memory give a ``warnings.warn`` and the ``fallback`` guess
 (``"minao"`` by default), or raise when ``fallback=None``. A molecule with non-finite
-coordinates or two atoms at the same position raises ``ValueError`` in either case:
-no guess makes such a calculation meaningful.
+coordinates or two atoms at the same position, or a charge it cannot plausibly have
+(:func:`scfguess.structures.check_charge_spin`: water -30 or +8), raises ``ValueError``
+in either case: no guess makes such a calculation meaningful.
+
+An SCF started from the ML guess (``kernel()`` without ``dm0``) that does not converge in
+``max_cycle`` cycles is run once more from ``minao``, with a warning; ``scfguess_info``
+then has ``retry="minao"`` and the cycles (``ml_cycles``) and energy (``ml_energy``) of
+the unconverged run, and ``mf.cycles`` counts the second run only.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ from pyscf import lib, scf
 from scfguess.errors import GeometryError
 from scfguess.guess import ml_guess
 from scfguess.scf import PYSCF_GUESSES, scf_like
+from scfguess.structures import check_mole
+
+#: PySCF guess an unconverged ML-started SCF is retried from.
+RETRY_GUESS = "minao"
 
 __all__ = ["apply"]
 
@@ -65,9 +75,10 @@ class _MLGuess:
         if not (isinstance(key, str) and key.lower() == "ml"):
             return super().get_init_guess(mol, key, **kwargs)
         target = self if mol is None or mol is self.mol else scf_like(mol, self)
+        check_mole(target.mol)  # an impossible charge or spin: no guess helps, so no fallback either
         info = {"guess": "ml", "model": None, "model_sha256": None, "load_seconds": None,
                 "inference_seconds": None, "conversion_seconds": None, "fock_builds": None, "k_builds": None,
-                "fallback_reason": None}
+                "fallback_reason": None, "retry": None, "ml_cycles": None, "ml_energy": None}
         try:
             guess = ml_guess(target, self.scfguess_model)
         except GeometryError:
@@ -86,6 +97,21 @@ class _MLGuess:
                     fock_builds=guess.fock_builds, k_builds=guess.k_builds)
         self.scfguess_info = info
         return guess.dm
+
+    def scf(self, dm0=None, **kwargs):
+        """PySCF's SCF (``kernel`` calls it); from the ML guess, retried once from minao if it does not converge."""
+        # PySCF itself starts from the existing orbitals when there are any (mirrored here: no guess is made then).
+        ml_start = (dm0 is None and (self.mo_coeff is None or self.mo_occ is None)
+                    and isinstance(self.init_guess, str) and self.init_guess.lower() == "ml")
+        super().scf(dm0, **kwargs)
+        info = self.scfguess_info
+        if ml_start and not self.converged and info.get("guess") == "ml":
+            ml_cycles, ml_energy = int(self.cycles), float(self.e_tot)
+            warnings.warn(f"scfguess: the SCF from the ML guess did not converge in {ml_cycles} cycles; running it "
+                          f"once more from {RETRY_GUESS!r}.", stacklevel=2)
+            super().scf(super().get_init_guess(self.mol, RETRY_GUESS), **kwargs)
+            info.update(retry=RETRY_GUESS, ml_cycles=ml_cycles, ml_energy=ml_energy)
+        return self.e_tot
 
     def undo_ml_guess(self):
         """A view of this object without the hook; ``init_guess`` becomes the fallback (or "minao")."""
@@ -119,12 +145,16 @@ def apply(mf, model=None, fallback="minao"):
         ``mf.scfguess_info`` holds ``guess`` ("ml" or the fallback used), ``model``,
         ``model_sha256``, ``load_seconds`` (reading the model; ~0 once cached),
         ``inference_seconds``, ``conversion_seconds``, ``fock_builds`` and ``k_builds``
-        hidden in the conversion, and ``fallback_reason`` (None when the ML guess was used).
+        hidden in the conversion, ``fallback_reason`` (None when the ML guess was used),
+        and ``retry`` ("minao" when the SCF from the ML guess did not converge and was run
+        again, with ``ml_cycles`` and ``ml_energy`` of that run; otherwise None).
 
     Raises
     ------
     ValueError
-        ``mf`` is not a molecular SCF object, or ``fallback`` is not a PySCF guess name.
+        ``mf`` is not a molecular SCF object, ``fallback`` is not a PySCF guess name, or
+        the molecule's charge or spin is refused by
+        :func:`scfguess.structures.check_charge_spin` (water with charge -30).
 
     Examples
     --------
@@ -138,6 +168,8 @@ def apply(mf, model=None, fallback="minao"):
     if fallback is not None and (not isinstance(fallback, str) or fallback.lower() not in PYSCF_GUESSES):
         raise ValueError(f"fallback must be None or a PySCF guess name ({', '.join(PYSCF_GUESSES)}), "
                          f"got {fallback!r}.")
+    if getattr(mf.mol, "_atm", None) is not None and mf.mol.natm:  # a built molecule: refuse it now
+        check_mole(mf.mol)
     if not isinstance(mf, _MLGuess):
         lib.set_class(mf, (_MLGuess, mf.__class__))
     mf.scfguess_model = model

@@ -283,8 +283,8 @@ def test_saved_model_through_the_registry(tiny_model_dir, monkeypatch, water_min
         scfguess.apply(rks(gto.M(atom="N 0 0 0; N 0 0 1.1", basis="sto-3g", verbose=0)), model="tiny").get_init_guess()
 
 
-@pytest.mark.skipif(not (registry.Path(registry.__file__).parent.parent / "models" / "DEFAULT").is_file(),
-                    reason="no default model is installed in models/")
+@pytest.mark.skipif(not (registry.shipped_models_dir() / "DEFAULT").is_file(),
+                    reason="no default model is shipped (models/)")
 def test_default_installed_model_on_ethanol():
     mol = gto.M(atom=ETHANOL, basis="def2-svp", verbose=0)
     ref = rks(mol).density_fit()
@@ -293,3 +293,64 @@ def test_default_installed_model_on_ethanol():
     mf.kernel()
     assert mf.scfguess_info["guess"] == "ml" and mf.converged
     assert mf.e_tot == pytest.approx(ref.e_tot, abs=1e-7) and mf.cycles < ref.cycles
+
+
+# ---------------------------------------------------------------- charge, retry, model cache
+
+
+@pytest.mark.parametrize("charge, match", [(-30, "charge -30, more extra electrons than it can bind"),
+                                           (8, "charge 8, more than its 8 valence electrons allow")])
+def test_implausible_charge_is_refused_before_any_scf(charge, match):
+    model = MinaoModel()
+    with pytest.raises(ValueError, match=match):
+        scfguess.apply(rks(water(charge=charge)), model=model)
+    mf = rks(water())
+    scfguess.apply(mf, model=model)
+    mf.mol = water(charge=charge)  # changed after apply: refused when the guess is asked for, even with a fallback
+    with pytest.raises(ValueError, match=match):
+        mf.kernel()
+    assert model.calls == 0
+
+
+def test_unconverged_ml_start_is_retried_once_from_minao(water_minao, monkeypatch):
+    """A guess that needs more than max_cycle cycles: the hook runs the SCF again from minao and says so."""
+    from scfguess.guess import Guess
+
+    def poor_guess(mf, model=None, **kwargs):  # the core-Hamiltonian guess: 8 cycles where minao needs 6
+        return Guess(dm=mf.get_init_guess(key="1e"), seconds=0.0, load_seconds=0.0, model=MinaoModel())
+
+    monkeypatch.setattr(hook, "ml_guess", poor_guess)
+    mf = rks(water()).density_fit()
+    mf.max_cycle = water_minao.cycles
+    scfguess.apply(mf, model=MinaoModel())
+    with pytest.warns(UserWarning, match="did not converge in 6 cycles; running it once more from 'minao'"):
+        mf.kernel()
+    info = mf.scfguess_info
+    assert info["guess"] == "ml" and info["retry"] == "minao" and info["ml_cycles"] == water_minao.cycles
+    assert np.isfinite(info["ml_energy"])
+    assert mf.converged and mf.cycles == water_minao.cycles
+    assert mf.e_tot == pytest.approx(water_minao.e_tot, abs=1e-7)
+    mf.max_cycle, mf.mo_coeff = 50, None
+    mf.kernel()  # converges from the ML guess: no retry recorded
+    assert mf.converged and mf.scfguess_info["retry"] is None
+
+
+def test_second_ml_guess_in_a_process_does_not_load_the_model_again(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv(registry.ENV_VAR, str(tiny_model_dir))
+    first = scfguess.apply(rks(water()), model="tiny", fallback=None)
+    first.get_init_guess()
+    hashed = []
+    real = registry.sha256_file
+    monkeypatch.setattr(registry, "sha256_file", lambda path: hashed.append(path) or real(path))
+    second = scfguess.apply(rks(water()), model="tiny", fallback=None)
+    second.get_init_guess()
+    assert hashed == [] and second.scfguess_info["load_seconds"] < 0.01
+    assert second.scfguess_info["model_sha256"] == first.scfguess_info["model_sha256"]
+    assert registry.load_model("tiny") is registry.load_model(tiny_model_dir / "tiny")
+
+
+def test_ghost_atoms_carry_no_electrons_in_the_charge_check():
+    """Counterpoise-style ghost atoms have no nucleus: water + ghost H is a closed shell with 10 electrons."""
+    mol = gto.M(atom=WATER + "; ghost-H 0 0 2.5", basis="sto-3g", verbose=0)
+    mf = scfguess.apply(rks(mol), model=MinaoModel())
+    assert mf.init_guess == "ml" and mol.nelectron == 10
