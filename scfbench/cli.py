@@ -9,8 +9,13 @@ $ scfbench run --molecules nci-21-25 --limit 6 --guess minao,sap,pbe-first --bas
       --workers 2 --out results.sqlite
 $ scfbench report results.sqlite --plot figures/
 
-``run`` keeps the converged ``minao`` density matrices in ``<out without extension>.refs/`` so that the
-``oracle`` jobs (run last) start from them instead of converging the same SCF again; the folder can be deleted.
+With an ``oracle`` guess, ``run`` keeps the converged ``minao`` density matrices in ``<out without
+extension>.refs/`` so that the ``oracle`` jobs (run last) start from them instead of converging the same SCF again;
+the folder can be deleted. Without one, nothing is written beside the store.
+
+A molecule with an element that a requested density model (``ml``, ``ml:NAME``) does not cover stops ``run`` before
+any SCF, naming the molecule and the element; with ``--skip-unsupported`` such molecules are left out of the run
+(every guess) and recorded in the store, and ``report`` lists them and leaves them out of every ratio.
 """
 
 from __future__ import annotations
@@ -25,12 +30,28 @@ __all__ = ["main"]
 
 
 class UsageError(ValueError):
-    """Bad command-line input (exit code 2)."""
+    """Bad command-line input (exit code 2); ``usage`` is the usage text when argparse refused the command line."""
+
+    def __init__(self, message, usage=""):
+        super().__init__(message)
+        self.usage = usage
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(message)
+        raise UsageError(f"{message} (see {self.prog} --help).", self.format_usage())
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    import pyscf
+
+    try:
+        version = importlib.metadata.version("scfguess")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"scfbench {version} (PySCF {pyscf.__version__})"
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -47,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = ScfSettings()
     parser = _Parser(prog="scfbench", description="SCFbench: how many SCF cycles does an initial guess save?")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("sets", help="list the built-in molecule sets")
@@ -76,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
     par.add_argument("--scheduler", help="address of a running Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--gpu", action="store_true", help="run the SCF through gpu4pyscf")
-    p.add_argument("--out", required=True, help="results store (SQLite; created or resumed); "
-                   "converged minao density matrices for the oracle go to OUT-without-extension.refs/")
+    p.add_argument("--skip-unsupported", action="store_true",
+                   help="leave out (and list in the report) molecules with an element a requested density model "
+                        "does not cover, instead of stopping")
+    p.add_argument("--out", required=True, help="results store (SQLite; created or resumed); with the oracle guess, "
+                   "converged minao density matrices go to OUT-without-extension.refs/")
 
     p = sub.add_parser("report", help="summarise a results store")
     p.add_argument("path", help="results store written by scfbench run")
@@ -93,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
+        if exc.usage:
+            print(exc.usage.rstrip("\n"), file=sys.stderr)
         print(f"scfbench: error: {exc}", file=sys.stderr)
         return 2
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     commands = {"sets": _cmd_sets, "run": _cmd_run, "report": _cmd_report}
     try:
@@ -127,12 +154,20 @@ def _cmd_sets(args) -> int:
 
 
 def _validate_run(args):
-    """Check every input of ``run``; returns (structures, bases, xcs, guesses, settings, model_sha256)."""
+    """Check every input of ``run`` before anything is written or run.
+
+    Returns
+    -------
+    tuple
+        (structures, bases, xcs, guesses, settings, model_sha256, skipped): the molecules to run, and the
+        molecules left out by ``--skip-unsupported`` as dicts (molecule, geometry_sha256, formula, elements,
+        guess).
+    """
     from scfbench.guesses import parse_guess
     from scfguess.scf import ScfSettings, check_xc
     from scfbench.sets import resolve_molecules
     from scfbench.store import check_store
-    from scfguess.structures import check_basis
+    from scfguess.structures import check_basis, check_charge_spin, default_ecp, ecp_core_electrons
 
     guesses = [parse_guess(g) for g in _split(args.guess, "guess")]
     bases = _split(args.basis, "basis")
@@ -149,28 +184,75 @@ def _validate_run(args):
             import gpu4pyscf  # noqa: F401
         except ImportError:
             raise UsageError("--gpu needs gpu4pyscf, which is not installed (pip install gpu4pyscf-cuda12x).") from None
-    model_sha256 = {}
+    model_sha256, models = {}, {}
     for g in guesses:
         if g.kind == "ml":
-            model_sha256[g.label] = _model_sha256(g)
+            models[g.label] = _load_model(g)
+            model_sha256[g.label] = str(models[g.label].sha256)
     if args.auxbasis is not None:
         _check_auxbasis(args.auxbasis)
     check_store(args.out)
     structures = resolve_molecules(args.molecules, limit=args.limit, sample=args.sample, seed=args.seed)
+    structures, skipped = _model_coverage(structures, models, args.skip_unsupported)
     symbols = sorted({s for st in structures for s in st.symbols})
     for basis in bases:
         check_basis(basis, symbols)
-    return structures, bases, xcs, guesses, settings, model_sha256
+        for st in structures:  # the electrons an ECP replaces change what charge and spin are possible
+            ecp = ecp_core_electrons(st.symbols, default_ecp(basis, st.symbols))
+            if any(ecp):
+                check_charge_spin(st.numbers, st.charge, st.spin, ecp, where=f"molecule {st.id!r} in {basis}")
+    return structures, bases, xcs, guesses, settings, model_sha256, skipped
 
 
-def _model_sha256(spec) -> str:
+def _load_model(spec):
     from scfguess.model.registry import load_model
 
     try:
-        model = load_model(spec.model)
+        return load_model(spec.model)
     except (RuntimeError, ValueError, OSError, KeyError) as exc:
         raise UsageError(f"guess {spec.label!r}: {exc}") from None
-    return str(model.sha256)
+
+
+def _model_coverage(structures, models: dict, skip: bool):
+    """Split off the molecules with an element some density model lacks: refused, or left out with ``skip``.
+
+    Parameters
+    ----------
+    structures : list of Structure
+    models : dict
+        Guess label -> loaded model; a model without ``elements`` is taken to cover everything.
+    skip : bool
+        ``--skip-unsupported``.
+
+    Returns
+    -------
+    kept : list of Structure
+    skipped : list of dict
+        molecule, geometry_sha256, formula, elements (not covered), guess (the first label that lacks them).
+
+    Raises
+    ------
+    UsageError
+        A molecule is not covered and ``skip`` is False; the message names the first such molecule and element.
+    """
+    kept, skipped = [], []
+    for st in structures:
+        for label, model in models.items():
+            covered = getattr(model, "elements", None)
+            missing = sorted(set(st.symbols) - set(covered)) if covered is not None else []
+            if missing:
+                if not skip:
+                    others = sum(1 for s in structures if covered is not None and set(s.symbols) - set(covered))
+                    more = f" (and {others - 1} more molecule(s))" if others > 1 else ""
+                    raise UsageError(f"molecule {st.id!r} has element(s) {', '.join(missing)} that the density "
+                                     f"model of guess {label!r} ({model.name}) does not cover{more}; use "
+                                     "--skip-unsupported to leave such molecules out.")
+                skipped.append({"molecule": st.id, "geometry_sha256": st.geometry_hash(), "formula": st.formula,
+                                "elements": missing, "guess": label})
+                break
+        else:
+            kept.append(st)
+    return kept, skipped
 
 
 def _check_auxbasis(name: str) -> None:
@@ -187,15 +269,21 @@ def _cmd_run(args) -> int:
     from scfbench.parallel import run_jobs
     from scfbench.store import ResultStore
 
-    structures, bases, xcs, guesses, settings, model_sha256 = _validate_run(args)
+    structures, bases, xcs, guesses, settings, model_sha256, skipped = _validate_run(args)
     # Converged minao density matrices for the oracle jobs, next to the store (large; not results to keep).
-    reference_dir = f"{os.path.splitext(args.out)[0]}.refs"
+    reference_dir = None
+    if any(g.kind == "oracle" for g in guesses):
+        reference_dir = f"{os.path.splitext(args.out)[0]}.refs"
     jobs = plan_jobs(structures, bases, xcs, guesses, settings, model_sha256, reference_dir)
     store = ResultStore(args.out, create=True)
     stored = failed = 0
     lost = []
     t0 = time.perf_counter()
     try:
+        store.add_skipped(skipped)
+        for entry in skipped:
+            print(f"scfbench: left out {entry['molecule']} ({entry['formula']}): element(s) "
+                  f"{', '.join(entry['elements'])} not covered by the model of {entry['guess']!r}", file=sys.stderr)
         done = store.keys()
         pending = [j for j in jobs if j.key not in done]
         print(f"scfbench: {len(structures)} molecules x {len(bases)} basis x {len(xcs)} xc x {len(guesses)} guesses "
@@ -234,9 +322,10 @@ def _cmd_report(args) -> int:
         raise UsageError(f"--tol must be positive, got {args.tol}.")
     with ResultStore(args.path, readonly=True) as store:
         records = store.records()
+        skipped = store.skipped()
     if not records:
         raise UsageError(f"results store {args.path!r} holds no records yet.")
-    report = build_report(records, tol=args.tol)
+    report = build_report(records, tol=args.tol, skipped=skipped)
     if args.csv:
         write_csv(report, args.csv)
     if args.plot:

@@ -1,9 +1,11 @@
 """Reports from a results store: terminal table, JSON object, CSV of runs and PNG figures.
 
-The JSON object is ``{"settings": {...}, "summary": [...], "by_size": [...], "runs": [...]}`` with the summary
-keys of :data:`scfbench.metrics.SUMMARY_KEYS` (``converged`` and ``same_energy`` are fractions) and the run keys
-of :data:`scfbench.metrics.RUN_KEYS` (``converged`` is a bool) plus each run's own ``settings``; NaN is
-written as null. ``settings`` holds what all runs share.
+The JSON object is ``{"settings": {...}, "summary": [...], "by_size": [...], "runs": [...], "skipped": [...]}``
+with the summary keys of :data:`scfbench.metrics.SUMMARY_KEYS` (``converged`` and ``same_energy`` are fractions)
+and the run keys of :data:`scfbench.metrics.RUN_KEYS` (``converged`` is a bool) plus each run's own ``settings``;
+NaN is written as null. ``settings`` holds what all runs share. ``skipped`` lists the molecules a run left out
+(``scfbench run --skip-unsupported``: an element a density model does not cover); their records, if the store
+has any, are in no summary row and no run list.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from scfbench.metrics import RUN_KEYS, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
-__all__ = ["build_report", "format_table", "to_json", "write_csv", "write_plots"]
+__all__ = ["build_report", "without_skipped", "format_table", "to_json", "write_csv", "write_plots"]
 
 _EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
                    "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256",
@@ -29,7 +31,15 @@ def _shared(dicts: list[dict]) -> dict:
     return {k: v for k, v in first.items() if all(k in d and d[k] == v for d in dicts[1:])}
 
 
-def build_report(records: list[dict], tol: float = 1e-6) -> dict:
+def without_skipped(records: list[dict], skipped: list[dict] | None) -> list[dict]:
+    """The records whose molecule (id and geometry) is not among ``skipped``."""
+    if not skipped:
+        return list(records)
+    left_out = {(e["molecule"], e.get("geometry_sha256")) for e in skipped}
+    return [r for r in records if (r["molecule"], r.get("geometry_sha256")) not in left_out]
+
+
+def build_report(records: list[dict], tol: float = 1e-6, skipped: list[dict] | None = None) -> dict:
     """The report as a dict (see the module docstring); NaN still as float NaN.
 
     Parameters
@@ -38,7 +48,11 @@ def build_report(records: list[dict], tol: float = 1e-6) -> dict:
         Records from :meth:`scfbench.store.ResultStore.records`.
     tol : float
         Same-energy tolerance (Hartree).
+    skipped : list of dict, optional
+        Molecules left out (:meth:`scfbench.store.ResultStore.skipped`); their records are dropped and they are
+        listed under ``skipped``.
     """
+    records = without_skipped(records, skipped)
     annotated = annotate(records)
     summary, by_size = summarize(annotated, tol)
     settings = _shared([r.get("settings", {}) for r in records])
@@ -52,7 +66,8 @@ def build_report(records: list[dict], tol: float = 1e-6) -> dict:
         run["settings"] = a.get("settings", {})
         runs.append(run)
     return {"settings": settings, "summary": [_ordered(s, SUMMARY_KEYS) for s in summary],
-            "by_size": [_ordered(s, ("bin", *SUMMARY_KEYS)) for s in by_size], "runs": runs}
+            "by_size": [_ordered(s, ("bin", *SUMMARY_KEYS)) for s in by_size], "runs": runs,
+            "skipped": list(skipped or [])}
 
 
 def _ordered(row: dict, first: tuple) -> dict:
@@ -98,8 +113,18 @@ def _table(rows: list[dict], columns) -> list[str]:
     return out
 
 
+#: Failed runs listed by name in the terminal table (the rest are counted; all are in --csv and --json).
+MAX_LISTED_FAILURES = 20
+
+
+def _one_line(text, width=160) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def format_table(report: dict) -> str:
-    """Terminal table: one block per (basis, xc), then the breakdown by atom-count bin."""
+    """Terminal table: one block per (basis, xc), the breakdown by atom-count bin when there is more than one bin,
+    then the failed runs with their errors and the molecules left out."""
     lines = []
     pairs = list(dict.fromkeys((s["basis"], s["xc"]) for s in report["summary"]))
     for basis, xc in pairs:
@@ -108,11 +133,29 @@ def format_table(report: dict) -> str:
                      f"{report['settings']['same_energy_tolerance']:g} Ha)")
         lines.extend(_table(rows, _COLUMNS))
         lines.append("")
-        for label, _, _ in SIZE_BINS:
+        bins = [label for label, _, _ in SIZE_BINS
+                if any((s["basis"], s["xc"], s["bin"]) == (basis, xc, label) for s in report["by_size"])]
+        for label in bins if len(bins) > 1 else []:  # one bin would repeat the table above
             rows = [s for s in report["by_size"] if (s["basis"], s["xc"], s["bin"]) == (basis, xc, label)]
-            if rows:
-                lines.append(f"  atoms {label}")
-                lines.extend("  " + t for t in _table(rows, _COLUMNS))
+            lines.append(f"  atoms {label}")
+            lines.extend("  " + t for t in _table(rows, _COLUMNS))
+        if len(bins) == 1:
+            lines.append(f"  all molecules have {bins[0]} atoms")
+        lines.append("")
+    failed = [r for r in report["runs"] if r.get("status") != "ok"]
+    if failed:
+        lines.append(f"failed runs ({len(failed)}; counted as not converged, max_cycle cycles, in RIC and eff):")
+        for r in failed[:MAX_LISTED_FAILURES]:
+            lines.append(f"  {r['molecule']} / {r['guess']} / {r['xc']}/{r['basis']}: {_one_line(r.get('error'))}")
+        if len(failed) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... and {len(failed) - MAX_LISTED_FAILURES} more (all in --csv and --json)")
+        lines.append("")
+    if report.get("skipped"):
+        lines.append(f"left out ({len(report['skipped'])} molecules, in no ratio): elements a density model does "
+                     "not cover")
+        for e in report["skipped"]:
+            lines.append(f"  {e['molecule']} ({e.get('formula', '?')}): {', '.join(e.get('elements', []))} not "
+                         f"covered by the model of {e.get('guess', 'ml')!r}")
         lines.append("")
     lines.append("RIC: mean cycles ratio to minao (non-converged = max_cycle); eff: with Fock builds hidden in the "
                  "guess; wall: (guess + SCF s) ratio; ovh/cyc: guess time in SCF cycles; gnorm: geometric mean "
@@ -145,6 +188,8 @@ def _save(plt, fig, path: Path) -> Path:
 def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[Path]:
     """PNG figures: RIC vs atom count per guess, cycles distribution per guess, wall ratio per size bin.
 
+    Titles name the functional(s) and basis set(s); atom counts and cycles get integer ticks.
+
     Parameters
     ----------
     report : dict
@@ -152,7 +197,7 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     folder : str or Path
         Created if missing.
     records : list of dict
-        The raw records (for the per-molecule ratios).
+        The raw records (for the per-molecule ratios); those of ``report["skipped"]`` molecules are dropped.
 
     Returns
     -------
@@ -163,12 +208,15 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    annotated = annotate(records)
+    annotated = annotate(without_skipped(records, report.get("skipped")))
     groups = list(dict.fromkeys((s["basis"], s["xc"], s["guess"]) for s in report["summary"]))
-    multi = len({(b, x) for b, x, _ in groups}) > 1
+    pairs = list(dict.fromkeys((b, x) for b, x, _ in groups))
+    multi = len(pairs) > 1
+    method = ", ".join(f"{x.upper()}/{b}" for b, x in pairs)
 
     def label(basis, xc, guess):
         return f"{guess} ({xc}/{basis})" if multi else guess
@@ -184,8 +232,9 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
             ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.8)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("atoms")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("cycles / cycles(minao)")
-    ax.set_title("Iteration ratio per molecule")
+    ax.set_title(f"Iteration ratio per molecule, {method}")
     ax.legend(fontsize=7, ncol=2)
     paths.append(_save(plt, fig, folder / "ric_vs_atoms.png"))
 
@@ -196,7 +245,8 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     if keep:
         ax.boxplot([data[i] for i in keep], tick_labels=[label(*groups[i]) for i in keep])
     ax.set_ylabel("SCF cycles")
-    ax.set_title("Cycles per guess")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"Cycles per guess, {method}")
     ax.tick_params(axis="x", labelrotation=45)
     paths.append(_save(plt, fig, folder / "cycles_distribution.png"))
 
@@ -213,7 +263,7 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("atoms")
     ax.set_ylabel("(guess + SCF time) / minao")
-    ax.set_title("Wall-time ratio per size bin")
+    ax.set_title(f"Wall-time ratio per size bin, {method}")
     ax.legend(fontsize=7, ncol=2)
     paths.append(_save(plt, fig, folder / "wall_ratio_by_size.png"))
     return paths

@@ -19,6 +19,8 @@ from scfbench.jobs import SCHEMA_VERSION
 __all__ = ["ResultStore", "check_store"]
 
 _MAGIC = "scfbench-results"
+#: Meta entry listing the molecules runs left out (JSON list).
+_SKIPPED = "skipped_molecules"
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -144,6 +146,30 @@ class ResultStore:
     def records(self) -> list[dict]:
         """All records in insertion order."""
         return [json.loads(row[0]) for row in self._conn.execute("SELECT record FROM runs ORDER BY rowid")]
+
+    def add_skipped(self, entries: list[dict]) -> None:
+        """Record molecules a run left out (``--skip-unsupported``); entries already recorded are kept once.
+
+        Parameters
+        ----------
+        entries : list of dict
+            JSON-ready dicts with at least ``molecule`` and ``geometry_sha256``.
+        """
+        if not entries:
+            return
+        current = self.skipped()
+        seen = {(e["molecule"], e.get("geometry_sha256")) for e in current}
+        for e in entries:
+            if (e["molecule"], e.get("geometry_sha256")) not in seen:
+                current.append(e)
+                seen.add((e["molecule"], e.get("geometry_sha256")))
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           (_SKIPPED, json.dumps(current, sort_keys=True)))
+
+    def skipped(self) -> list[dict]:
+        """Molecules left out by runs into this store (see :meth:`add_skipped`), in the order first recorded."""
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (_SKIPPED,)).fetchone()
+        return json.loads(row[0]) if row else []
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

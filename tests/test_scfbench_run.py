@@ -96,6 +96,7 @@ def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsy
     argv = ["run", "--molecules", small_xyz, "--guess", "minao,sap,huckel", *FAST, "--out", store]
     assert main(argv) == 0
     assert count(store) == (6, 6)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == []  # no .refs without the oracle
     assert main(argv) == 0  # resume: nothing to do
     assert count(store) == (6, 6)
     assert "6 already in" in capsys.readouterr().err
@@ -123,7 +124,9 @@ def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsy
                                                        "wall_ratio_by_size.png"]
     assert main(["report", store]) == 0
     table = capsys.readouterr().out
-    assert "RIC" in table and "atoms <=20" in table
+    assert "RIC" in table and "all molecules have <=20 atoms" in table
+    assert sum(line.startswith("guess ") for line in table.splitlines()) == 1  # one bin: the table once
+    assert "failed runs (1;" in table and "ammonia / huckel / pbe/sto-3g: RuntimeError: boom" in table
     assert main(["report", store, "--csv", str(plots)]) == 2  # a folder where a file should go
     err = capsys.readouterr().err
     assert err.startswith("scfbench: error:") and "Is a directory" in err and "Traceback" not in err
@@ -214,7 +217,7 @@ def write(tmp_path, name, text):
 
 @pytest.mark.parametrize("case", [
     "unknown-set", "unknown-guess", "unknown-model", "empty-file", "unknown-basis", "element-not-in-basis",
-    "bad-spin", "unknown-xc", "argparse", "workers-zero", "missing-out", "gpu",
+    "bad-spin", "unknown-xc", "argparse", "workers-zero", "missing-out", "gpu", "absurd-charge", "ecp-spin",
 ])
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, small_xyz, capsys, case):
     out = str(tmp_path / "never.sqlite")
@@ -235,6 +238,11 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, small_x
         base["basis"] = "6-31g"
     elif case == "bad-spin":
         base["molecules"] = write(tmp_path, "oh.xyz", "2\ncharge=0 spin=0\nO 0 0 0\nH 0 0 0.97\n")
+    elif case == "absurd-charge":
+        base["molecules"] = write(tmp_path, "w.xyz", "3\ncharge=-30\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")
+    elif case == "ecp-spin":  # 54 electrons, 26 under the def2 ECP of iodine
+        base["molecules"] = write(tmp_path, "hi.xyz", "2\nspin=28\nH 0 0 0\nI 0 0 1.61\n")
+        base["basis"] = "def2-svp"
     elif case == "unknown-xc":
         base["xc"] = "pbe,not-a-functional"
     elif case == "argparse":
@@ -252,6 +260,9 @@ def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, small_x
         argv += ["--out", out]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
+    if case in ("argparse", "missing-out"):  # argparse refused the command line: the usage line(s) first
+        assert err.startswith("usage: scfbench run ")
+        err = err[err.index("scfbench: error:"):]
     assert err.startswith("scfbench: error:") and "\n" not in err and "Traceback" not in err
     assert not os.path.exists(out)
 
@@ -364,3 +375,80 @@ def test_closed_store_file_holds_every_record(tmp_path):
     copy.write_bytes(path.read_bytes())  # the file alone, as git would commit it
     assert sorted(r["molecule"] for r in ResultStore(copy, readonly=True).records()) == ["a", "b"]
     killed.close()
+
+
+class CoveringModel(MinaoDensityModel):
+    """The stand-in density model, covering H, N and O only."""
+
+    elements = ["H", "N", "O"]
+
+
+WATER_HBR_XYZ = SMALL_XYZ.split("4\nname=ammonia")[0] + "2\nname=hbr\nH 0 0 0\nBr 0 0 1.41\n"
+
+
+def test_element_the_model_does_not_cover_stops_the_run_or_is_left_out(tmp_path, monkeypatch, capsys):
+    import scfguess.model.registry
+
+    monkeypatch.setattr(scfguess.model.registry, "load_model", lambda name=None: CoveringModel())
+    molecules = write(tmp_path, "mixed.xyz", WATER_HBR_XYZ)
+    store = str(tmp_path / "mixed.sqlite")
+    argv = ["run", "--molecules", molecules, "--guess", "minao,ml", *FAST, "--out", store]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "molecule 'hbr' has element(s) Br" in err and "--skip-unsupported" in err
+    assert not os.path.exists(store)
+    # A store that already holds hbr (a minao-only run, no model involved) ...
+    assert main(["run", "--molecules", molecules, "--guess", "minao", *FAST, "--out", store]) == 0
+    assert count(store)[0] == 2
+    capsys.readouterr()
+    # ... then the ML run leaves it out, and the report drops it from every row and lists it.
+    assert main(argv + ["--skip-unsupported"]) == 0
+    assert "left out hbr (HBr): element(s) Br" in capsys.readouterr().err
+    assert count(store)[0] == 3
+    assert main(["report", store, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {s["guess"]: s["n"] for s in report["summary"]} == {"minao": 1, "ml": 1}
+    assert [(e["molecule"], e["elements"]) for e in report["skipped"]] == [("hbr", ["Br"])]
+    assert all(r["molecule"] == "water" for r in report["runs"])
+    assert main(["report", store]) == 0
+    table = capsys.readouterr().out
+    assert "left out (1 molecules, in no ratio)" in table and "hbr (HBr): Br not covered" in table
+    assert main(argv + ["--skip-unsupported"]) == 0  # a rerun records the molecule once
+    from scfbench.store import ResultStore
+
+    with ResultStore(store, readonly=True) as s:
+        assert len(s.skipped()) == 1
+
+
+def test_plots_name_method_and_use_integer_ticks(tmp_path, monkeypatch):
+    from matplotlib.ticker import MaxNLocator
+
+    from scfbench import report as report_module
+
+    figures = {}
+
+    def keep(plt, fig, path):
+        ax = fig.axes[0]
+        figures[path.name] = (ax.get_title(), ax.xaxis.get_major_locator(), ax.yaxis.get_major_locator())
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(report_module, "_save", keep)
+    records = [_record("a", "minao", 10), _record("a", "g", 7), _record("b", "minao", 12, natoms=30),
+               _record("b", "g", 9, natoms=30)]
+    report_module.write_plots(build_report(records), tmp_path, records)
+    for title, _, _ in figures.values():
+        assert title.endswith(", X/b")  # functional / basis of the records
+    _, x_ticks, _ = figures["ric_vs_atoms.png"]
+    _, _, y_ticks = figures["cycles_distribution.png"]
+    assert isinstance(x_ticks, MaxNLocator) and x_ticks._integer
+    assert isinstance(y_ticks, MaxNLocator) and y_ticks._integer
+
+
+def test_version_and_usage_line(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("scfbench ")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: scfbench ") and err.splitlines()[-1].startswith("scfbench: error: ")
+    assert "(see scfbench --help)" in err
