@@ -26,6 +26,8 @@ import os
 import sys
 import time
 
+from scfguess.errors import MissingExtraError, require
+
 __all__ = ["main"]
 
 
@@ -113,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Packages of the ``bench`` extra that scfbench needs (molecule sets, parallel runs, progress, plots).
+BENCH_EXTRA = ("rdkit", "tqdm", "distributed", "matplotlib")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
     try:
@@ -126,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     commands = {"sets": _cmd_sets, "run": _cmd_run, "report": _cmd_report}
     try:
+        for module in BENCH_EXTRA:
+            require(module, "bench", "scfbench")
         return commands[args.command](args)
-    except ValueError as exc:  # includes UsageError and UnsupportedElementError
+    except (ValueError, MissingExtraError) as exc:  # ValueError includes UsageError and UnsupportedElementError
         print(f"scfbench: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and friends

@@ -34,6 +34,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from scfguess.errors import MissingExtraError
 from scfguess.scf import PYSCF_GUESSES, ScfSettings
 
 #: PySCF guesses ``--compare`` offers.
@@ -404,7 +405,7 @@ def main(argv=None, out=None):
         print(exc.usage.rstrip("\n"), file=sys.stderr)
         print(f"scfguess: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, MissingExtraError) as exc:
         print(f"scfguess: error: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help, --version

@@ -484,7 +484,10 @@ def _reason(exc: Exception) -> str:
 
 
 def _read_sdf(path: Path, charge=None, spin=None) -> list[Structure]:
-    from rdkit import Chem, RDLogger
+    from scfguess.errors import require
+
+    Chem = require("rdkit.Chem", "bench", "reading SDF/MOL files")
+    RDLogger = require("rdkit.RDLogger", "bench", "reading SDF/MOL files")
 
     RDLogger.DisableLog("rdApp.*")
     try:

@@ -46,3 +46,20 @@ def test_one_predict_and_convert_composition():
             if predicts and converts:
                 composers.append(str(path.relative_to(ROOT)))
     assert composers == ["scfguess/guess.py"]
+
+
+def test_a_missing_extra_is_one_sentence_naming_it(monkeypatch, tmp_path, capsys):
+    """Without RDKit (the bench extra) an SDF file and scfbench stop with one sentence, not a traceback."""
+    import sys
+
+    from scfbench import cli as bench_cli
+    from scfguess import cli
+
+    monkeypatch.setitem(sys.modules, "rdkit", None)
+    monkeypatch.setitem(sys.modules, "rdkit.Chem", None)
+    sdf = tmp_path / "m.sdf"
+    sdf.write_text("\n")
+    assert cli.main(["run", str(sdf)]) == 2
+    assert bench_cli.main(["sets"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("pip install 'scfguess[bench]'" in line for line in err)
