@@ -35,10 +35,16 @@ def project_electron_count(auxmol, coeffs, nelectron, metric=None):
     ndarray (naux,)
     """
     q = aux_integrals(auxmol)
+    return _constrain(auxmol, coeffs, q[:, None], np.array([nelectron], dtype=float), metric)
+
+
+def _constrain(auxmol, coeffs, constraints, targets, metric=None):
+    """c + J⁻¹Q (QᵀJ⁻¹Q)⁻¹ (t − Qᵀc): the smallest Coulomb-metric change with Qᵀc = t. Q (naux, k), t (k,)."""
     if metric is None:
         metric = coulomb_metric(auxmol)
-    jinv_q = solve_metric(metric, q)
-    return coeffs + jinv_q * (nelectron - q @ coeffs) / (q @ jinv_q)
+    jinv_q = solve_metric(metric, constraints)
+    shift = np.linalg.solve(constraints.T @ jinv_q, targets - constraints.T @ coeffs)
+    return coeffs + jinv_q @ shift
 
 
 def atom_populations(auxmol, coeffs) -> np.ndarray:
@@ -58,28 +64,13 @@ def project_atom_populations(auxmol, coeffs, populations, metric=None):
     c ← c + J⁻¹Q (QᵀJ⁻¹Q)⁻¹ (p − Qᵀc), where Q (naux, natm) holds q_P in the column of P's atom: the per-atom
     form of :func:`project_electron_count` (which is the same with a single column).
 
-    Parameters
-    ----------
-    auxmol : pyscf.gto.Mole
-    coeffs : ndarray (naux,)
-    populations : ndarray (natm,)
-        Target electrons per atom (e).
-    metric : ndarray (naux, naux), optional
-        Precomputed Coulomb metric.
-
-    Returns
-    -------
-    ndarray (naux,)
+    ``populations`` (natm,) in e; otherwise as :func:`project_electron_count`.
     """
     q = aux_integrals(auxmol)
-    if metric is None:
-        metric = coulomb_metric(auxmol)
     columns = np.zeros((auxmol.nao, auxmol.natm))
     for atom, (_, _, p0, p1) in enumerate(auxmol.offset_nr_by_atom()):
         columns[p0:p1, atom] = q[p0:p1]
-    jinv_q = solve_metric(metric, columns)
-    shift = np.linalg.solve(columns.T @ jinv_q, np.asarray(populations) - columns.T @ coeffs)
-    return coeffs + jinv_q @ shift
+    return _constrain(auxmol, coeffs, columns, np.asarray(populations, dtype=float), metric)
 
 
 def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
