@@ -15,7 +15,7 @@ import numpy as np
 from scfguess.density.auxbasis import DEFAULT_AUXBASIS
 from scfguess.density.converter import convert
 from scfguess.density.fitting import fit_density
-from scfguess.scf import check_geometry, check_memory
+from scfguess.scf import check_geometry, check_memory, spin_layout
 from scfguess.structures import atomic_numbers
 
 __all__ = ["Guess", "predict_coefficients", "ml_guess", "oracle_from_dm", "init_guess", "init_guess_by_ml",
@@ -147,7 +147,8 @@ def oracle_from_dm(mf, mol_ref, dm_ref, auxbasis=DEFAULT_AUXBASIS, **convert_kwa
     mol_ref : pyscf.gto.Mole
         Molecule (and orbital basis) of ``dm_ref``; same atoms and geometry as ``mf.mol``.
     dm_ref : ndarray, (nao, nao) or (2, nao, nao)
-        Converged density matrix.
+        Converged density matrix. When it is spin-resolved and ``mf`` is an open shell, the spin density is
+        fitted and converted too (spin-polarised V_xc), as a model with a spin-density output would give it.
 
     Returns
     -------
@@ -161,7 +162,10 @@ def oracle_from_dm(mf, mol_ref, dm_ref, auxbasis=DEFAULT_AUXBASIS, **convert_kwa
         raise ValueError("the reference calculation is for a different molecule or geometry")
     check_geometry(mf.mol)
     t0 = time.perf_counter()
+    dm_ref = np.asarray(dm_ref)
     coeffs = fit_density(mol_ref, dm_ref, auxbasis)
+    if dm_ref.ndim == 3 and spin_layout(mf) != "rhf":
+        convert_kwargs.setdefault("spin_coeffs", fit_density(mol_ref, dm_ref[0] - dm_ref[1], auxbasis))
     conversion = _checked(convert(mf, coeffs, auxbasis, **convert_kwargs))
     seconds = time.perf_counter() - t0
     return Guess(dm=conversion.dm, seconds=seconds, conversion_seconds=seconds,

@@ -156,3 +156,48 @@ def test_hartree_fock_takes_exchange_from_a_density_matrix(water, water_coeffs):
     for exchange in ("sad", "pbe:1"):
         conversion = convert(scf.RHF(water), water_coeffs, exchange=exchange)
         assert abs(np.trace(conversion.dm @ scf.RHF(water).get_ovlp()) - 10) < 1e-10
+
+
+@pytest.mark.parametrize("xc", ["lda,vwn", "pbe", "scan"])
+def test_spin_polarised_xc_assembly_matches_pyscf(xc):
+    """Fed the α and β densities PySCF evaluates from a UHF density matrix, V_xc^α,β equal nr_uks."""
+    mol = make_mol(HYDROXIDE, charge=0, spin=1)  # the OH radical
+    mf = dft.UKS(mol, xc=xc)
+    mf.grids.level = 1
+    mf.grids.build(with_non0tab=True)
+    ni = mf._numint
+    dm = scf.UHF(mol).get_init_guess()
+
+    def density(ao, mask, coords, xctype):
+        return np.array([ni.eval_rho(mol, ao, d, mask, xctype) for d in dm])
+
+    vxc, nelectron = xc_potential(ni, mol, mf.grids, xc, density, spin=1)
+    n_ref, _, v_ref = ni.nr_uks(mol, mf.grids, xc, dm)
+    assert vxc.shape == (2, mol.nao, mol.nao)
+    assert np.abs(vxc - v_ref).max() < 1e-10
+    assert abs(nelectron - np.sum(n_ref)) < 1e-10
+
+
+def test_spin_density_gives_spin_polarised_guess():
+    """With the fitted spin density of a converged radical, the α and β guesses differ, hold N_α and N_β
+    electrons, and start the SCF no worse than the spin-free density does."""
+    mol = make_mol(HYDROXIDE, charge=0, spin=1)
+    ref = dft.UKS(mol, xc="pbe").density_fit().run(conv_tol=1e-9)
+    dm = np.asarray(ref.make_rdm1())
+    coeffs, spin = fit_density(mol, dm), fit_density(mol, dm[0] - dm[1])
+    s = ref.get_ovlp()
+    cycles = {}
+    for label, m in (("spin-free", None), ("spin", spin)):
+        mf = dft.UKS(mol, xc="pbe").density_fit()
+        guess = density_to_dm(mf, coeffs, spin_coeffs=m)
+        assert [np.trace(d @ s) for d in guess] == pytest.approx([5, 4], abs=1e-8)
+        mf.kernel(dm0=guess)
+        assert mf.converged and abs(mf.e_tot - ref.e_tot) < 1e-7
+        cycles[label] = mf.cycles
+        if m is not None:
+            assert np.abs(guess[0] - guess[1]).max() > 1e-3
+    assert cycles["spin"] <= cycles["spin-free"]
+    closed = dft.RKS(make_mol(WATER), xc="pbe")
+    water = fit_density(closed.mol, closed.get_init_guess())
+    np.testing.assert_array_equal(density_to_dm(closed, water, spin_coeffs=np.ones_like(water)),
+                                  density_to_dm(closed, water))  # closed shells ignore a spin density

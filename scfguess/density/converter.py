@@ -26,8 +26,9 @@ Exact exchange cannot be built from a density, only from a density matrix D_x
 
 Notes
 -----
-- Open shells: the fitted density is spin-free, so ρ_α = ρ_β = ρ/2 in V_xc; both spin
-  Fock matrices are then equal up to exchange.
+- Open shells: given a spin density m (``spin_coeffs``), V_xc is spin-polarised with
+  ρ_α,β = (ρ ± m)/2, each clamped; without one, ρ_α = ρ_β = ρ/2 and both spin Fock
+  matrices are equal up to exchange.
 - Meta-GGAs: τ is replaced by the von Weizsäcker form (see :mod:`scfguess.density`).
 - The VV10 non-local correlation of functionals such as ωB97X-V is left out of the guess.
 - Clamping: where the fitted density is below ``scfguess.density.DENSITY_FLOOR`` (it goes
@@ -48,7 +49,8 @@ from pyscf.dft import numint
 from pyscf.scf import hf
 
 from scfguess.density.auxbasis import DEFAULT_AUXBASIS, coulomb_metric, make_auxmol
-from scfguess.density.electrons import density_on_points, electron_count, project_electron_count
+from scfguess.density.electrons import (density_on_points, electron_count, project_electron_count,
+                                        spin_densities_on_points)
 from scfguess.density.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_auxbasis
 from scfguess.scf import spin_layout
 
@@ -141,7 +143,7 @@ def exchange_matrix(mf, dm_x):
     return mf.get_k(mol, dm_x) * hyb + mf.get_k(mol, dm_x, omega=omega) * (alpha - hyb)
 
 
-def xc_potential(ni, mol, grids, xc, density, max_memory=2000):
+def xc_potential(ni, mol, grids, xc, density, max_memory=2000, spin=0):
     """Assemble V_xc in the orbital basis from a density given block by block on the grid.
 
     Parameters
@@ -153,21 +155,23 @@ def xc_potential(ni, mol, grids, xc, density, max_memory=2000):
     xc : str
         Functional in PySCF notation.
     density : callable
-        ``density(ao, mask, coords, xctype) -> rho`` in PySCF's row layout for ``xctype``
-        (spin-summed).
+        ``density(ao, mask, coords, xctype) -> rho`` in PySCF's row layout for ``xctype``: spin-summed for
+        ``spin=0``, (2, ...) for the α and β densities for ``spin=1``.
     max_memory : float
         MB for a block of orbital values.
+    spin : {0, 1}
+        Spin-restricted potential of the total density, or the α and β potentials.
 
     Returns
     -------
-    vxc : ndarray (nao, nao)
-        Hartree; spin-restricted potential of the total density.
+    vxc : ndarray (nao, nao), or (2, nao, nao) for ``spin=1``
+        Hartree.
     nelectron : float
         Electrons counted by integrating ρ on the grid.
     """
     xctype = ni._xc_type(xc)
     nao = mol.nao
-    vmat = np.zeros((nao, nao))
+    vmat = np.zeros((2, nao, nao) if spin else (nao, nao))
     if xctype == "HF":
         return vmat, 0.0
     if xctype not in ("LDA", "GGA", "MGGA"):
@@ -179,23 +183,25 @@ def xc_potential(ni, mol, grids, xc, density, max_memory=2000):
     tau_part = np.zeros_like(vmat)
     nelectron = 0.0
     ao_deriv = 0 if xctype == "LDA" else 1
+    # one channel (the total density) or two (α, β), each assembled the same way
     for ao, mask, weight, coords in ni.block_loop(mol, grids, nao, ao_deriv, max_memory=max_memory):
         rho = density(ao, mask, coords, xctype)
-        vxc = ni.eval_xc_eff(xc, rho, deriv=1, xctype=xctype, spin=0)[1]
-        weighted = weight * vxc
-        if xctype == "LDA":
-            nelectron += rho @ weight
-            numint._dot_ao_ao_sparse(ao, ao, weighted, nbins, mask, pair_mask, ao_loc, 1, vmat)
-            continue
-        nelectron += rho[0] @ weight
-        weighted[0] *= 0.5  # the matrix is symmetrised below
-        aow = numint._scale_ao_sparse(ao[:4], weighted[:4], mask, ao_loc)
-        numint._dot_ao_ao_sparse(ao[0], aow, None, nbins, mask, pair_mask, ao_loc, hermi=0, out=vmat)
-        if xctype == "MGGA":
-            weighted[4] *= 0.5  # τ carries a factor ½
-            numint._tau_dot_sparse(ao, ao, weighted[4], nbins, mask, pair_mask, ao_loc, out=tau_part)
+        weighted = weight * ni.eval_xc_eff(xc, rho, deriv=1, xctype=xctype, spin=spin)[1]
+        for rho_s, w_s, v_s, t_s in (zip(rho, weighted, vmat, tau_part) if spin else
+                                     [(rho, weighted, vmat, tau_part)]):
+            if xctype == "LDA":
+                nelectron += rho_s @ weight
+                numint._dot_ao_ao_sparse(ao, ao, w_s, nbins, mask, pair_mask, ao_loc, 1, v_s)
+                continue
+            nelectron += rho_s[0] @ weight
+            w_s[0] *= 0.5  # the matrix is symmetrised below
+            aow = numint._scale_ao_sparse(ao[:4], w_s[:4], mask, ao_loc)
+            numint._dot_ao_ao_sparse(ao[0], aow, None, nbins, mask, pair_mask, ao_loc, hermi=0, out=v_s)
+            if xctype == "MGGA":
+                w_s[4] *= 0.5  # τ carries a factor ½
+                numint._tau_dot_sparse(ao, ao, w_s[4], nbins, mask, pair_mask, ao_loc, out=t_s)
     if xctype != "LDA":
-        vmat = vmat + vmat.T + tau_part
+        vmat = vmat + np.swapaxes(vmat, -1, -2) + tau_part
     return vmat, float(nelectron)
 
 
@@ -282,15 +288,16 @@ def _pbe_iterations(mf, dm0, ncycle, auxbasis, grids):
     return pbe.make_rdm1(), pbe.cycles + 1
 
 
-def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL):
+def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeffs=None):
     """Fock matrix h + J[c] + V_xc[ρ_c] of density coefficients, for ``mf``'s molecule and functional.
 
     J reuses ``mf``'s DF tensor where that changes nothing about the SCF (see ``_coulomb``); V_xc (Kohn-Sham only)
-    is integrated on a grid of ``grids_level`` (None: the SCF's own grid). No exact exchange.
+    is integrated on a grid of ``grids_level`` (None: the SCF's own grid). No exact exchange. With
+    ``spin_coeffs`` (the spin density m = ρ_α − ρ_β) V_xc is spin-polarised, from ρ_σ = (ρ ± m)/2.
 
     Returns
     -------
-    fock : ndarray (nao, nao)
+    fock : ndarray (nao, nao), or (2, nao, nao) with ``spin_coeffs``
         Hartree.
     grids : pyscf.dft.gen_grid.Grids or None
         The V_xc grid (None for Hartree-Fock).
@@ -304,17 +311,25 @@ def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL):
 
     t0 = time.perf_counter()
     grids = None
+    if spin_coeffs is not None:
+        fock = np.array([fock, fock])
     if isinstance(mf, dft.rks.KohnShamDFT):
         grids = _converter_grids(mf, grids_level)
-        density = lambda ao, mask, coords, xctype: density_on_points(auxmol, coeffs, coords, xctype)  # noqa: E731
-        vxc, _ = xc_potential(mf._numint, mf.mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY)
+        if spin_coeffs is None:
+            def density(ao, mask, coords, xctype):
+                return density_on_points(auxmol, coeffs, coords, xctype)
+        else:
+            def density(ao, mask, coords, xctype):
+                return spin_densities_on_points(auxmol, coeffs, spin_coeffs, coords, xctype)
+        vxc, _ = xc_potential(mf._numint, mf.mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY,
+                              spin=int(spin_coeffs is not None))
         fock = fock + vxc
     timings["xc"] = time.perf_counter() - t0
     return fock, grids, timings
 
 
 def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charge="auto",
-            grids_level=DEFAULT_GRIDS_LEVEL):
+            grids_level=DEFAULT_GRIDS_LEVEL, spin_coeffs=None):
     """Turn density coefficients into a density-matrix guess for ``mf``; see :func:`density_to_dm`.
 
     Returns
@@ -334,10 +349,15 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     off = abs(nelectron_fitted - mol.nelectron)
     if fix_charge is True or (fix_charge == "auto" and off > CHARGE_TOLERANCE):
         coeffs = project_electron_count(auxmol, coeffs, mol.nelectron, coulomb_metric(auxmol))
-    fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level)
+    layout = spin_layout(mf)
+    if spin_coeffs is not None and layout != "rhf":
+        spin_coeffs = project_electron_count(auxmol, _check_coeffs(spin_coeffs, auxmol, auxbasis), mol.spin,
+                                             coulomb_metric(auxmol))
+    else:
+        spin_coeffs = None  # a closed shell has no spin density
+    fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level, spin_coeffs)
 
     s1e = mf.get_ovlp()
-    layout = spin_layout(mf)
     hybrid = any(hybrid_coefficients(mf))
     if not hybrid:
         exchange_name = "none"
@@ -351,7 +371,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     for _ in range(refinements):
         vk = exchange_matrix(mf, dm_x)
         k_builds += 1
-        dm = dm_x = _diagonalise(mf, fock - 0.5 * vk if layout == "rhf" else fock[None] - vk, s1e, layout)
+        dm = dm_x = _diagonalise(mf, fock - 0.5 * vk if layout == "rhf" else fock - vk, s1e, layout)
     if exchange_name == "pbe":
         if grids is None:  # Hartree-Fock: no V_xc grid yet
             grids = _converter_grids(mf, DEFAULT_GRIDS_LEVEL)
@@ -364,7 +384,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
 
 
 def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charge="auto",
-                  grids_level=DEFAULT_GRIDS_LEVEL):
+                  grids_level=DEFAULT_GRIDS_LEVEL, spin_coeffs=None):
     """Density-matrix guess for ``mf`` from density coefficients in an auxiliary basis.
 
     Parameters
@@ -383,6 +403,9 @@ def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix
         count is off by more than :data:`CHARGE_TOLERANCE`.
     grids_level : int or None
         DFT grid level for V_xc of the guess; None uses ``mf.grids``' settings.
+    spin_coeffs : ndarray (naux,), optional
+        Spin density m = ρ_α − ρ_β in the same basis, for open shells: projected to integrate to 2S, then
+        V_xc is built from ρ_σ = (ρ ± m)/2. Without it (and always for closed shells) ρ_α = ρ_β = ρ/2.
 
     Returns
     -------
@@ -396,4 +419,5 @@ def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix
     >>> dm0 = density_to_dm(mf, fit_density(mol, dm_converged))
     >>> mf.kernel(dm0=dm0)
     """
-    return convert(mf, coeffs, auxbasis, exchange=exchange, fix_charge=fix_charge, grids_level=grids_level).dm
+    return convert(mf, coeffs, auxbasis, exchange=exchange, fix_charge=fix_charge, grids_level=grids_level,
+                   spin_coeffs=spin_coeffs).dm

@@ -94,14 +94,45 @@ def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
         τ_W = |∇ρ|² / (8ρ) (PySCF's τ carries the factor ½, as τ_W does).
         Points with ρ < :data:`DENSITY_FLOOR` are zeroed in every row (see module doc).
     """
+    return _functional_rows(_values(auxmol, [coeffs], coords, xctype, max_memory)[0], xctype)
+
+
+def spin_densities_on_points(auxmol, coeffs, spin_coeffs, coords, xctype, max_memory=200):
+    """α and β densities ρ_σ = (ρ ± m)/2 of a total and a spin density, each clamped, (2, ...) rows.
+
+    Each spin density is treated as :func:`density_on_points` treats the total one (floor, von Weizsäcker τ),
+    so a spin density that overshoots the total somewhere leaves that spin empty there instead of negative.
+
+    Parameters
+    ----------
+    coeffs, spin_coeffs : ndarray (naux,)
+        Total density ρ and spin density m = ρ_α − ρ_β.
+
+    Returns
+    -------
+    ndarray
+        (2, ...) with each half as :func:`density_on_points` returns for ``xctype``.
+    """
+    rho, m = _values(auxmol, [coeffs, spin_coeffs], coords, xctype, max_memory)
+    return np.array([_functional_rows(0.5 * (rho + m), xctype), _functional_rows(0.5 * (rho - m), xctype)])
+
+
+def _values(auxmol, coefficient_sets, coords, xctype, max_memory):
+    """Values (and gradients for GGA/MGGA) of densities at points: list of (ncomp, ngrid), ncomp 1 or 4."""
     deriv = 0 if xctype == "LDA" else 1
     ncomp = 1 if deriv == 0 else 4
     chunk = max(gen_grid.BLKSIZE, int(max_memory * 1e6 / (8 * ncomp * auxmol.nao)) // gen_grid.BLKSIZE * gen_grid.BLKSIZE)
-    rho = np.empty((ncomp, len(coords)))
+    out = [np.empty((ncomp, len(coords))) for _ in coefficient_sets]
     for p0 in range(0, len(coords), chunk):
         part = coords[p0:p0 + chunk]
         ao = numint.eval_ao(auxmol, part, deriv=deriv, non0tab=gen_grid.make_mask(auxmol, part))
-        rho[:, p0:p0 + chunk] = (ao @ coeffs).reshape(ncomp, -1)
+        for rows, coeffs in zip(out, coefficient_sets):
+            rows[:, p0:p0 + chunk] = (ao @ coeffs).reshape(ncomp, -1)
+    return out
+
+
+def _functional_rows(rho, xctype):
+    """Clamp (ncomp, ngrid) density rows at :data:`DENSITY_FLOOR` and add the von Weizsäcker τ for MGGA."""
     if xctype == "LDA":
         rho = rho[0]
         rho[rho < DENSITY_FLOOR] = 0.0
