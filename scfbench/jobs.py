@@ -161,6 +161,7 @@ def _base_record(job: Job) -> dict:
         "cycles": None,
         "converged": False,
         "energy": None,
+        "s2": None,
         "guess_seconds": None,
         "inference_seconds": None,
         "conversion_seconds": None,
@@ -182,7 +183,7 @@ def run_job(job: Job) -> dict:
     (``guess_seconds``; ``inference_seconds`` and ``conversion_seconds`` for ml/oracle; ``scf_seconds`` for
     ``mf.kernel`` alone), Fock builds (``guess_fock_builds`` hidden in the guess, ``fock_builds`` = cycles +
     hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
-    and ``status`` ("ok" or "failed" with ``error``).
+    ``s2`` (⟨S²⟩ of the converged UKS determinant for open shells, else None) and ``status`` ("ok" or "failed" with ``error``).
     """
     from scfbench.parallel import format_error
 
@@ -242,6 +243,8 @@ def _run(job: Job, record: dict) -> None:
     record["cycles"] = int(mf_run.cycles)
     record["converged"] = bool(mf_run.converged)
     record["energy"] = float(mf_run.e_tot)
+    if mol.spin:
+        record["s2"] = float(mf_run.spin_square()[0])
     if job.guess.kind == "minao" and not settings.gpu:
         _store_reference(job, mf_run)
     record["fock_builds"] = int(mf_run.cycles) + guess.fock_builds

@@ -28,7 +28,8 @@ Molecules whose reference is missing or did not converge are left out of the rat
 ``converged``
     fraction of runs that converged (failed runs count as not converged).
 ``same_energy``
-    fraction of runs with a converged reference that converged to within ``tol`` Hartree of its energy.
+    fraction of runs with a converged reference that converged to within ``tol`` Hartree of its energy and, for
+    open shells, to within :data:`S2_TOLERANCE` of its ⟨S²⟩ (the same state, not another spin-contaminated one).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["SIZE_BINS", "size_bin", "annotate", "summarize", "geometric_mean", "SUMMARY_KEYS", "RUN_KEYS"]
+__all__ = ["S2_TOLERANCE", "SIZE_BINS", "size_bin", "annotate", "summarize", "geometric_mean", "SUMMARY_KEYS", "RUN_KEYS"]
+
+#: Largest |⟨S²⟩ - ⟨S²⟩_minao| of an open-shell run counted as the same state.
+S2_TOLERANCE = 0.01
 
 #: Atom-count bins (inclusive upper bounds) of the size breakdown.
 SIZE_BINS: tuple[tuple[str, int, float], ...] = (
@@ -54,7 +58,7 @@ SUMMARY_KEYS: tuple[str, ...] = ("guess", "basis", "xc", "n", "converged", "same
 
 #: Keys of every run (JSON ``runs``), in order; other tools read these names.
 RUN_KEYS: tuple[str, ...] = ("molecule", "natoms", "charge", "spin", "guess", "basis", "xc", "cycles", "converged",
-                             "energy", "delta_e", "guess_seconds", "scf_seconds", "fock_builds")
+                             "energy", "delta_e", "s2", "delta_s2", "guess_seconds", "scf_seconds", "fock_builds")
 
 
 def size_bin(natoms: int) -> str:
@@ -85,7 +89,8 @@ def _cycle_seconds(record: dict) -> float:
 def annotate(records: list[dict]) -> list[dict]:
     """Copies of the records with ``delta_e`` and the per-molecule ratios against their minao reference.
 
-    Added keys: ``delta_e`` (Hartree, energy minus the reference energy; NaN unless both converged),
+    Added keys: ``delta_e`` (Hartree, energy minus the reference energy; NaN unless both converged), ``delta_s2``
+    (⟨S²⟩ minus the reference's, open shells; NaN otherwise),
     ``reference`` (bool: a converged reference exists), ``cycle_ratio``, ``fock_ratio``, ``wall_ratio``,
     ``overhead_cycles``, ``cycle_seconds`` (NaN where undefined), ``size_bin``. A guess label stored with more than one model
     (``ml`` before and after the default model changed) becomes ``LABEL@SHA8`` so that models are never mixed.
@@ -111,6 +116,8 @@ def annotate(records: list[dict]) -> list[dict]:
         a["cycle_seconds"] = _cycle_seconds(r)
         a["delta_e"] = (_num(r.get("energy")) - _num(ref.get("energy"))
                         if has_ref and ok and r.get("converged") else math.nan)
+        a["delta_s2"] = (_num(r.get("s2")) - _num(ref.get("s2"))
+                         if has_ref and ok and r.get("converged") else math.nan)
         a["cycle_ratio"] = a["fock_ratio"] = a["wall_ratio"] = a["overhead_cycles"] = math.nan
         if has_ref:
             ref_cycles = float(ref["cycles"])
@@ -147,7 +154,8 @@ def geometric_mean(values) -> float:
 def _row(runs: list[dict], tol: float) -> dict:
     n = len(runs)
     with_ref = [r for r in runs if r["reference"]]
-    same = [r for r in with_ref if not math.isnan(r["delta_e"]) and abs(r["delta_e"]) < tol]
+    same = [r for r in with_ref if not math.isnan(r["delta_e"]) and abs(r["delta_e"]) < tol
+            and not abs(r["delta_s2"]) > S2_TOLERANCE]  # NaN (closed shell) passes
     return {
         "n": n,
         "converged": sum(1 for r in runs if r.get("status") == "ok" and r.get("converged")) / n if n else math.nan,

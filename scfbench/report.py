@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from scfbench.metrics import RUN_KEYS, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
+from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
 __all__ = ["build_report", "without_skipped", "format_table", "to_json", "write_csv", "write_plots"]
 
@@ -130,7 +130,7 @@ def format_table(report: dict) -> str:
     for basis, xc in pairs:
         rows = [s for s in report["summary"] if (s["basis"], s["xc"]) == (basis, xc)]
         lines.append(f"{xc} / {basis}   (ratios against minao; same energy: |dE| < "
-                     f"{report['settings']['same_energy_tolerance']:g} Ha)")
+                     f"{report['settings']['same_energy_tolerance']:g} Ha, open shells |d<S^2>| < {S2_TOLERANCE:g})")
         lines.extend(_table(rows, _COLUMNS))
         lines.append("")
         bins = [label for label, _, _ in SIZE_BINS

@@ -25,9 +25,9 @@ of molecule, a change of parameters or an SCF that failed, starts from the ML gu
 
 ``"previous"``
     D(t-1) (PySCF's scanner behaviour);
-``"auto"``
-    ``"previous"`` when no atom moved more than :data:`AUTO_MAX_SHIFT` Å since the previous SCF, otherwise
-    ``"ml"``;
+``"auto"`` (the default)
+    ``"extrapolate"`` once two geometries are done (``"previous"`` after the first), as long as no atom moved
+    more than :data:`AUTO_MAX_SHIFT` Å since the previous SCF; the ML guess after a larger jump;
 ``"extrapolate"``
     2 D(t-1) - D(t-2), linear extrapolation along the trajectory (exact to first order for equal steps; not
     re-purified, PySCF starts from any matrix); ``"previous"`` while only one geometry is done;
@@ -41,17 +41,11 @@ of molecule, a change of parameters or an SCF that failed, starts from the ML gu
 (``results["scf_retry"] == "minao"``, ``results["scf_cycles_total"]`` counts both runs); if that fails too, or any
 other start does not converge, ``SCFError`` is raised.
 
-The default is measured (``python -m workflows.ase_check --model NAME``, ``results/ase-check-NAME.json``): ethanol,
-PBE/def2-SVP RI-J, grid level 2, conv_tol 1e-8, models nequip-l-v2 and nequip-l-v5-g (the same counts); mean SCF
-cycles per step after the first (the ML guess also costs about one SCF cycle of converter time):
-
-- BFGS, 6 steps of 0.007-0.08 Å: minao 9.0, ML 6.0, previous 6.5, oracle (a perfect model) 5.0;
-- Velocity Verlet, 300 K, 0.5 fs, 5 steps of 0.016-0.020 Å: minao 9.0, ML 6.0, previous 5.8, oracle 5.0.
-
-The previous density matrix needed 7 cycles on steps of 0.02-0.08 Å and 5-6 on smaller ones; the ML guess 6
-throughout. Counting its converter time, the ML guess is not cheaper than the previous matrix for steps up to
-0.1 Å, hence ``"previous"`` for those and the ML guess for larger jumps. A model closer to the oracle would make
-``"ml"`` the better choice: re-measure when the default model changes.
+The default is measured (``python -m workflows.checks.ase_guess``, ``benchmarks/ase-guess/``): over MD and
+BFGS runs of ethanol, acetamide and benzene (PBE/def2-SVP), ``"extrapolate"`` was the fastest start per step in 5
+of 6 runs, 8.06 s mean against 8.44 s (``"previous+ml"``), 8.54 s (``"previous"``), 9.09 s (``"ml"``) and 9.97 s
+(``"minao"``); ``"previous+ml"`` took the fewest cycles (6.3 against 6.6) but pays for an ML guess every step.
+Re-measure when the default model changes.
 """
 
 from __future__ import annotations
@@ -171,7 +165,9 @@ class SCFGuessCalculator(Calculator):
             return "ml"
         if guess == "auto":
             shift = np.max(np.linalg.norm(structure.positions - self._history[-1]["positions"], axis=1))
-            return "previous" if shift <= AUTO_MAX_SHIFT else "ml"
+            if shift > AUTO_MAX_SHIFT:
+                return "ml"
+            return "extrapolate" if len(self._history) >= 2 else "previous"
         if guess == "extrapolate" and len(self._history) < 2:
             return "previous"
         if guess == "previous+ml" and self._history[-1]["dm_ml"] is None:

@@ -63,6 +63,18 @@ def test_job_records_hidden_builds_and_guess_quality():
     assert minao["guess_gradient_norm"] > 1e3 * pbe_first["guess_gradient_norm"]
 
 
+def test_open_shell_records_hold_s2_and_every_start_reaches_the_same_state():
+    """OH radical: ⟨S²⟩ is stored (near 0.75 for a doublet), the same from minao and the oracle; closed shells None."""
+    settings = ScfSettings(grids_level=0)
+    radical = Structure("oh", [8, 1], [[0, 0, 0], [0, 0, 0.97]], spin=1)
+    records = {g: run_job(Job(radical, "sto-3g", "pbe", parse_guess(g), settings)) for g in ("minao", "oracle")}
+    for r in records.values():
+        assert r["status"] == "ok", r["error"]
+        assert r["s2"] == pytest.approx(0.75, abs=0.02)
+    assert records["oracle"]["s2"] == pytest.approx(records["minao"]["s2"], abs=1e-6)
+    assert run_job(Job(HF, "sto-3g", "pbe", parse_guess("minao"), settings))["s2"] is None
+
+
 def test_job_key_covers_every_setting_and_model():
     base = Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings())
     variants = [Job(WATER, "sto-3g", "pbe", parse_guess("minao"), ScfSettings(conv_tol=1e-8)),
@@ -200,6 +212,16 @@ def test_metrics_definitions():
     run_d = next(r for r in report["runs"] if r["molecule"] == "d" and r["guess"] == "g")
     assert run_d["delta_e"] is None and run_d["converged"] is False
     assert not math.isnan(next(s for s in report["summary"] if s["guess"] == "minao")["ric"])
+
+
+def test_open_shell_at_the_same_energy_but_another_s2_is_not_the_same_state():
+    records = [_record("a", "minao", 10), _record("a", "g", 5), _record("b", "minao", 10), _record("b", "g", 5)]
+    for record, s2 in zip(records, (0.754, 0.757, 0.754, 0.80)):
+        record["s2"] = s2
+    g = next(s for s in summarize(annotate(records))[0] if s["guess"] == "g")
+    assert g["same_energy"] == pytest.approx(0.5)  # b: |d<S^2>| = 0.046 > 0.01
+    run = next(r for r in json.loads(to_json(build_report(records)))["runs"] if r["molecule"] == "b" and r["guess"] == "g")
+    assert run["delta_s2"] == pytest.approx(0.046)
 
 
 def test_one_label_with_two_models_is_reported_per_model():

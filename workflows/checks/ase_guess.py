@@ -8,7 +8,9 @@ trajectories are made once with :class:`scfguess.ase.SCFGuessCalculator`: veloci
 ``--bfgs-steps`` steps). Each trajectory is then replayed, geometry by geometry, through a fresh calculator per
 ``guess`` mode, asking for energy and forces as MD and BFGS do; the time of each step is the calculator's whole
 ``calculate`` (guess, conversion, SCF and gradient), so a guess that saves cycles but costs conversion time shows
-it. Every step's energy must agree with the ``minao`` replay's to 1e-6 Ha. The result decides ``guess="auto"``.
+it. The modes take turns at every geometry (each calculator keeps its own history), so a change in the machine's
+load falls on all of them alike. Every step's energy must agree with the ``minao`` replay's to 1e-6 Ha. The
+result decides ``guess="auto"``.
 """
 
 from __future__ import annotations
@@ -53,24 +55,27 @@ def trajectories(name: str, model, md_steps: int, bfgs_steps: int) -> dict[str, 
     return {"md": md, "bfgs": bfgs}
 
 
-def replay(name: str, path: list[np.ndarray], mode: str, model) -> list[dict]:
-    """Energy, forces and timing at every geometry of ``path`` with one calculator in ``guess`` mode ``mode``."""
+def replay(name: str, path: list[np.ndarray], model) -> dict[str, list[dict]]:
+    """Energy, forces and timing at every geometry of ``path``, one calculator per ``guess`` mode, in turns."""
     from ase.build import molecule
 
     from scfguess.ase import SCFGuessCalculator
 
-    atoms = molecule(name)
-    atoms.calc = SCFGuessCalculator(guess=mode, model=model, **SETTINGS)
-    rows = []
+    runs = {mode: [] for mode in MODES}
+    systems = {}
+    for mode in MODES:
+        systems[mode] = molecule(name)
+        systems[mode].calc = SCFGuessCalculator(guess=mode, model=model, **SETTINGS)
     for positions in path:
-        atoms.positions = positions
-        t0 = time.perf_counter()
-        atoms.get_forces()
-        seconds = time.perf_counter() - t0
-        r = atoms.calc.results
-        rows.append({"seconds": seconds, "cycles": int(r["scf_cycles"]), "guess": r["scf_guess"],
-                     "energy_ev": float(r["energy"])})
-    return rows
+        for mode, atoms in systems.items():
+            atoms.positions = positions
+            t0 = time.perf_counter()
+            atoms.get_forces()
+            seconds = time.perf_counter() - t0
+            r = atoms.calc.results
+            runs[mode].append({"seconds": seconds, "cycles": int(r["scf_cycles"]), "guess": r["scf_guess"],
+                               "energy_ev": float(r["energy"])})
+    return runs
 
 
 def measure(model, md_steps: int = 20, bfgs_steps: int = 15) -> dict:
@@ -80,7 +85,7 @@ def measure(model, md_steps: int = 20, bfgs_steps: int = 15) -> dict:
     result = {"settings": SETTINGS, "modes": MODES, "md_steps": md_steps, "runs": {}}
     for name in MOLECULES:
         for kind, path in trajectories(name, model, md_steps, bfgs_steps).items():
-            runs = {mode: replay(name, path, mode, model) for mode in MODES}
+            runs = replay(name, path, model)
             for mode, rows in runs.items():
                 for step, (row, ref) in enumerate(zip(rows, runs["minao"])):
                     delta = (row["energy_ev"] - ref["energy_ev"]) / nist.HARTREE2EV
