@@ -81,7 +81,7 @@ def predict_coefficients(mol, model=None):
     from scfguess.model.registry import load_model
 
     loaded = load_model(model)
-    coeffs = loaded.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"))
+    coeffs = loaded.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"), charge=mol.charge)
     if not np.all(np.isfinite(coeffs)):
         raise ValueError(f"model {loaded.name} predicted NaN or infinite density coefficients")
     return coeffs, loaded

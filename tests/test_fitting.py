@@ -100,22 +100,43 @@ def test_bad_density_matrix(water, bad):
         fit_density(water, bad)
 
 
-def test_atom_population_projection():
-    """Per-atom populations reach their targets with the smallest Coulomb-metric change; one atom = the count."""
+@pytest.mark.parametrize("dipoles", [False, True])
+def test_atom_moment_projection(dipoles):
+    """Per-atom populations (and dipoles) reach their targets with the smallest Coulomb-metric change."""
     from scfguess.density.auxbasis import coulomb_metric
-    from scfguess.density.electrons import atom_populations, project_atom_populations
+    from scfguess.density.electrons import atom_moments, project_atom_moments
 
     mol = gto.M(atom="O 0 0 0; H 0 0.76 0.59; H 0 -0.76 0.59", basis="def2-svp", verbose=0)
     auxmol = make_auxmol(mol)
     coeffs = fit_density(mol, scf.hf.init_guess_by_minao(mol))
-    p = atom_populations(auxmol, coeffs)
+    m = atom_moments(auxmol, coeffs, dipoles)
+    p = m[:, 0] if dipoles else m
     assert p.sum() == pytest.approx(electron_count(auxmol, coeffs))
-    target = p + np.array([0.2, -0.1, -0.1])
-    moved = project_atom_populations(auxmol, coeffs, target)
-    np.testing.assert_allclose(atom_populations(auxmol, moved), target, atol=1e-10)
-    # the smallest change: any other vector with the same populations is further away in the Coulomb metric
+    target = m + (np.random.default_rng(1).normal(size=m.shape) * 0.1)
+    moved = project_atom_moments(auxmol, coeffs, target, dipoles)
+    np.testing.assert_allclose(atom_moments(auxmol, moved, dipoles), target, atol=1e-10)
+    # the smallest change: any other vector with the same moments is further away in the Coulomb metric
     metric = coulomb_metric(auxmol)
-    other = project_atom_populations(auxmol, coeffs + 1e-3 * np.random.default_rng(0).normal(size=coeffs.size),
-                                     target)
+    other = project_atom_moments(auxmol, coeffs + 1e-3 * np.random.default_rng(0).normal(size=coeffs.size),
+                                 target, dipoles)
     d_min, d_other = moved - coeffs, other - coeffs
     assert d_min @ metric @ d_min < d_other @ metric @ d_other
+
+
+def test_atom_dipoles_add_up_to_the_density_dipole():
+    """Σ_A (μ_A + R_A p_A) is the electronic dipole ∫ r ρ of the fitted density, checked on a grid."""
+    from pyscf import dft
+
+    from scfguess.density.electrons import atom_moments, density_on_points
+
+    mol = gto.M(atom="O 0 0 0.1; H 0 0.76 0.59; H 0 -0.76 0.69", basis="def2-svp", verbose=0)
+    auxmol = make_auxmol(mol)
+    coeffs = fit_density(mol, scf.hf.init_guess_by_minao(mol))
+    m = atom_moments(auxmol, coeffs, dipoles=True)
+    from_atoms = (m[:, 1:] + auxmol.atom_coords() * m[:, :1]).sum(axis=0)
+    grids = dft.gen_grid.Grids(mol)
+    grids.level = 4
+    grids.build()
+    rho = density_on_points(auxmol, coeffs, grids.coords, "LDA")
+    on_grid = np.einsum("g,g,gx->x", grids.weights, rho, grids.coords)
+    np.testing.assert_allclose(from_atoms, on_grid, atol=2e-3)

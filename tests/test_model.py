@@ -14,6 +14,9 @@ from scfguess.density.reference import atomic_reference_coefficients
 from scfguess.model.network import DensityModel, ModelConfig, count_parameters
 
 SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16)
+#: The same with every global-charge piece: total charge and EEQ charges as inputs, learned charge equilibration.
+CHARGED = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16, charge_inputs=("total", "eeq"),
+                      charge_equilibration=True)
 
 
 def _aux_rotation(symbols, rot):
@@ -49,13 +52,13 @@ def transform():
     return {"rot": rot, "refl": -rot, "shift": rng.normal(size=3) * 2.0}
 
 
-@pytest.fixture(scope="module")
-def model64():
+@pytest.fixture(scope="module", params=["local", "charged"])
+def model64(request):
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(0)
-        model = DensityModel(SMALL)
+        model = DensityModel(SMALL if request.param == "local" else CHARGED)
         rng = np.random.default_rng(0)
         for s in model.elements:
             nfunc = len(model.reference(s))
@@ -93,11 +96,61 @@ def test_model_is_equivariant_in_pyscf_order(model64, structure, transform, kind
     pos = structure.positions
     rot = transform[kind]
     perm = np.random.default_rng(2).permutation(len(numbers))
-    c0 = model64.predict(numbers, pos)
-    c1 = model64.predict(numbers[perm], (pos @ rot.T + transform["shift"])[perm])
+    c0 = model64.predict(numbers, pos, charge=-1)
+    c1 = model64.predict(numbers[perm], (pos @ rot.T + transform["shift"])[perm], charge=-1)
     expected = _permute_coeffs(symbols, _aux_rotation(symbols, rot) @ c0, perm)
     assert np.abs(c0).max() > 0.1
     np.testing.assert_allclose(c1, expected, atol=1e-9 * np.abs(c0).max())
+
+
+def test_only_a_charge_aware_model_sees_the_total_charge(structure):
+    torch.manual_seed(0)
+    local, charged = DensityModel(SMALL), DensityModel(CHARGED)
+    args = structure.numbers, structure.positions
+    np.testing.assert_array_equal(local.predict(*args, charge=1), local.predict(*args, charge=0))
+    assert np.abs(charged.predict(*args, charge=1) - charged.predict(*args, charge=0)).max() > 1e-4
+    assert not local.config.uses_charge and charged.config.uses_charge
+
+
+def test_batched_structures_of_different_charge_match_single_predictions():
+    """EEQ inputs and the charge equilibration are solved per structure: a batch changes nothing."""
+    torch.manual_seed(0)
+    model = DensityModel(CHARGED)
+    water, ammonia = molecule("H2O"), molecule("NH3")
+    ammonia.positions += 20.0
+    numbers = torch.tensor(np.concatenate([water.numbers, ammonia.numbers]))
+    positions = torch.tensor(np.concatenate([water.positions, ammonia.positions]), dtype=torch.float32)
+    batch = torch.tensor([0] * 3 + [1] * 4)
+    with torch.no_grad():
+        both = model(numbers, positions, batch, charge=torch.tensor([-1.0, 1.0]))
+    single = np.concatenate([model.predict(water.numbers, water.positions, charge=-1),
+                             model.predict(ammonia.numbers, ammonia.positions, charge=1)])
+    np.testing.assert_allclose(both.numpy(), single, rtol=1e-4, atol=1e-5)
+
+
+def test_charge_equilibration_conserves_each_total_charge_and_learns():
+    from scfguess.model.charges import ChargeEquilibration, eeq_charges
+
+    torch.manual_seed(0)
+    layer = ChargeEquilibration([1, 8], num_features=4).double()
+    features = torch.randn(5, 4, dtype=torch.float64)
+    species = torch.tensor([1, 0, 0, 1, 0])
+    positions = torch.tensor([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0], [5, 0, 0], [5.96, 0, 0]],
+                             dtype=torch.float64)
+    batch = torch.tensor([0, 0, 0, 1, 1])
+    total = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    q = layer(features, species, positions, total, batch)
+    np.testing.assert_allclose([q[:3].sum().item(), q[3:].sum().item()], [-1.0, 0.0], atol=1e-12)
+    q.pow(2).sum().backward()
+    assert layer.electronegativity[0].weight.grad.abs().sum() > 0
+    eeq = eeq_charges(torch.tensor([8, 1, 1, 8, 1]), positions, total, batch)
+    np.testing.assert_allclose([eeq[:3].sum().item(), eeq[3:].sum().item()], [-1.0, 0.0], atol=1e-10)
+    assert eeq[0] < 0 < eeq[1]
+
+
+def test_unknown_charge_input_is_named():
+    with pytest.raises(ValueError, match="unknown charge input 'mulliken'; choose from total, eeq"):
+        ModelConfig.from_dict({"charge_inputs": ["mulliken"]})
 
 
 def test_output_size_and_float32(structure):

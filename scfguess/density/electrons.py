@@ -47,30 +47,56 @@ def _constrain(auxmol, coeffs, constraints, targets, metric=None):
     return coeffs + jinv_q @ shift
 
 
-def atom_populations(auxmol, coeffs) -> np.ndarray:
-    """Electrons carried by each atom's auxiliary functions, p_A = Σ_{P∈A} q_P c_P, (natm,).
+def atom_moments(auxmol, coeffs, dipoles: bool = False) -> np.ndarray:
+    """Each atom's share of a fitted density by its own auxiliary functions.
 
-    A crude partition (a diffuse function on one atom carries density of its neighbours), but exact in sum:
-    Σ_A p_A is the electron count.
+    Population p_A = Σ_{P∈A} q_P c_P (a crude partition — a diffuse function on one atom carries density of its
+    neighbours — but exact in sum: Σ_A p_A is the electron count); with ``dipoles`` also the atomic dipole
+    μ_A = Σ_{P∈A} c_P ∫(r − R_A) χ_P (e·Bohr, electrons counted positive; only p functions contribute).
+
+    Returns
+    -------
+    ndarray (natm,) populations, or (natm, 4) population, μ_x, μ_y, μ_z with ``dipoles``.
     """
-    weighted = aux_integrals(auxmol) * np.asarray(coeffs)
-    offsets = auxmol.offset_nr_by_atom()
-    return np.array([weighted[p0:p1].sum() for _, _, p0, p1 in offsets])
+    moments = _moment_columns(auxmol, dipoles).T @ np.asarray(coeffs)
+    return moments.reshape(auxmol.natm, 4) if dipoles else moments
 
 
-def project_atom_populations(auxmol, coeffs, populations, metric=None):
-    """Give each atom the population ``populations`` with the smallest change in the Coulomb metric.
+def project_atom_moments(auxmol, coeffs, moments, dipoles: bool = False, metric=None):
+    """Give each atom the moments ``moments`` (as :func:`atom_moments` returns them) with the smallest change in
+    the Coulomb metric.
 
-    c ← c + J⁻¹Q (QᵀJ⁻¹Q)⁻¹ (p − Qᵀc), where Q (naux, natm) holds q_P in the column of P's atom: the per-atom
-    form of :func:`project_electron_count` (which is the same with a single column).
+    c ← c + J⁻¹Q (QᵀJ⁻¹Q)⁻¹ (t − Qᵀc), Q (naux, natm or 4 natm) the moment integrals of each atom's functions:
+    the per-atom form of :func:`project_electron_count` (which is the same with a single population column).
+    """
+    targets = np.asarray(moments, dtype=float).reshape(-1)
+    return _constrain(auxmol, coeffs, _moment_columns(auxmol, dipoles), targets, metric)
 
-    ``populations`` (natm,) in e; otherwise as :func:`project_electron_count`.
+
+def _moment_columns(auxmol, dipoles: bool) -> np.ndarray:
+    """(naux, natm) integrals q_P in the column of P's atom, or (naux, 4 natm) with the three dipole integrals
+    ∫(r − R_A)_x χ_P after each population column.
+
+    A p function of PySCF is Y-normalised: χ_x = √(3/4π) Σ_k c_k x e^{−α_k r²} (p order x, y, z), and
+    ∫x² e^{−αr²} = (π/α)^{3/2} / (2α).
     """
     q = aux_integrals(auxmol)
-    columns = np.zeros((auxmol.nao, auxmol.natm))
+    width = 4 if dipoles else 1
+    columns = np.zeros((auxmol.nao, auxmol.natm * width))
     for atom, (_, _, p0, p1) in enumerate(auxmol.offset_nr_by_atom()):
-        columns[p0:p1, atom] = q[p0:p1]
-    return _constrain(auxmol, coeffs, columns, np.asarray(populations, dtype=float), metric)
+        columns[p0:p1, atom * width] = q[p0:p1]
+    if dipoles:
+        ao_loc = auxmol.ao_loc_nr()
+        for ish in range(auxmol.nbas):
+            if auxmol.bas_angular(ish) != 1:
+                continue
+            exps = auxmol.bas_exp(ish)
+            radial = np.einsum("p,pc->c", (np.pi / exps) ** 1.5 / (2 * exps), auxmol._libcint_ctr_coeff(ish))
+            atom = auxmol.bas_atom(ish)
+            for c, value in enumerate(np.sqrt(3 / (4 * np.pi)) * radial):
+                for x in range(3):
+                    columns[ao_loc[ish] + 3 * c + x, atom * 4 + 1 + x] = value
+    return columns
 
 
 def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):

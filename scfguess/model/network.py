@@ -1,12 +1,16 @@
 """E(3)-equivariant network predicting auxiliary-basis density coefficients (NequIP-like, e3nn).
 
-Input: atomic numbers and positions in Ångström (the model's only length unit; the cutoff is in Å).
+Input: atomic numbers, positions in Ångström (the model's only length unit; the cutoff is in Å) and, for models
+that take it, each structure's total charge (e).
 Output: one coefficient vector per structure over the atoms' auxiliary functions (def2-universal-jfit by default),
 in PySCF's spherical aux AO order, the same order as ``scfguess.density.auxbasis.make_auxmol`` and the HDF5 shards.
 
-Architecture: one-hot species embedding -> ``num_layers`` interaction blocks (tensor-product convolution of
+Architecture: one-hot species embedding (with optional per-atom charge scalars, ``charge_inputs``: the total
+charge, EEQ charges; :mod:`scfguess.model.charges`) -> ``num_layers`` interaction blocks (tensor-product convolution of
 neighbour features with spherical harmonics of the edge direction, weights from a Bessel radial basis with a
-polynomial cutoff, gated nonlinearity, residual self-connection) -> a species-dependent equivariant linear head
+polynomial cutoff, gated nonlinearity, residual self-connection) -> optionally a learned charge equilibration
+(``charge_equilibration``: atomic charges under the exact total charge, appended as one more scalar per atom)
+-> a species-dependent equivariant linear head
 giving exactly each element's auxiliary irreps. The head's output, in e3nn's harmonic basis, is mapped to PySCF's
 basis with :func:`scfguess.model.irreps.pyscf_to_e3nn`, multiplied by a per-shell scale and added to a per-element
 atomic reference (a spherical free-atom density) when ``delta`` is on:
@@ -29,6 +33,7 @@ from pyscf.data.elements import ELEMENTS
 from pyscf.data.elements import charge as atomic_number
 
 from scfguess.errors import UnsupportedElementError
+from scfguess.model.charges import ChargeEquilibration, check_charge_inputs, eeq_charges, structure_charges
 from scfguess.model.irreps import element_irreps, pyscf_to_e3nn, shell_angular_momenta
 
 DEFAULT_ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl")
@@ -62,6 +67,11 @@ class ModelConfig:
         Normalisation of the neighbour sum.
     delta : bool
         Predict the difference to the per-element atomic reference densities.
+    charge_inputs : tuple of str
+        Per-atom scalar inputs beside the species: ``"total"`` (the structure's total charge, e) and/or ``"eeq"``
+        (EEQ 2019 atomic charges at that total charge). Empty: the model ignores the charge.
+    charge_equilibration : bool
+        Add the learned charge-equilibration layer before the heads.
     """
 
     elements: tuple[str, ...] = DEFAULT_ELEMENTS
@@ -75,6 +85,8 @@ class ModelConfig:
     radial_hidden: int = 32
     avg_num_neighbors: float = 12.0
     delta: bool = True
+    charge_inputs: tuple[str, ...] = ()
+    charge_equilibration: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -83,7 +95,14 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model configuration keys {', '.join(unknown)}; this scfguess knows "
                              f"{', '.join(f.name for f in fields(cls))}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        check_charge_inputs(config.charge_inputs)
+        return config
+
+    @property
+    def uses_charge(self) -> bool:
+        """Whether the total charge changes the prediction."""
+        return bool(self.charge_inputs) or self.charge_equilibration
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""
@@ -208,8 +227,9 @@ class DensityModel(torch.nn.Module):
                 raise ValueError(f"hidden_muls must give l={l} a positive multiplicity: the output needs it.")
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
         self.radial = BesselBasis(config.cutoff, config.num_basis, config.cutoff_p)
+        self.charge_inputs = check_charge_inputs(config.charge_inputs)
         irreps_embed = o3.Irreps([(config.hidden_muls[0], "0e")])
-        self.embedding = o3.Linear(o3.Irreps([(len(self.elements), "0e")]), irreps_embed)
+        self.embedding = o3.Linear(o3.Irreps([(len(self.elements) + len(self.charge_inputs), "0e")]), irreps_embed)
         layers, irreps = [], irreps_embed
         for _ in range(config.num_layers):
             layer = Interaction(irreps, irreps_h, self.irreps_sh, config.num_basis, config.radial_hidden,
@@ -217,6 +237,11 @@ class DensityModel(torch.nn.Module):
             layers.append(layer)
             irreps = layer.irreps_out
         self.layers = torch.nn.ModuleList(layers)
+        self.num_scalars = sum(mul for mul, ir in irreps if ir.l == 0)  # the gate puts the scalars first
+        self.charge_equilibration = None
+        if config.charge_equilibration:
+            self.charge_equilibration = ChargeEquilibration(self.numbers, self.num_scalars)
+            irreps = irreps + o3.Irreps("1x0e")
         self.heads = torch.nn.ModuleList()
         self.nfunc = []
         self._to_pyscf = []
@@ -271,7 +296,7 @@ class DensityModel(torch.nn.Module):
         counts = self.nfunc_table[species]
         return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
-    def forward(self, numbers, positions, batch=None, edges=None, raw=False):
+    def forward(self, numbers, positions, batch=None, edges=None, raw=False, charge=None):
         """Predict coefficients of one or several concatenated structures.
 
         Parameters
@@ -286,6 +311,8 @@ class DensityModel(torch.nn.Module):
             Precomputed (src, dst) neighbour pairs within ``cutoff``; computed here when omitted.
         raw : bool
             Return the head output before scale and reference (PySCF order, dimensionless).
+        charge : Tensor (nstructures,) or float, optional
+            Total charge of each structure (e); default neutral. Ignored unless the model takes it.
 
         Returns
         -------
@@ -300,10 +327,19 @@ class DensityModel(torch.nn.Module):
         r = vec.norm(dim=1)
         sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         radial = self.radial(r)
-        onehot = torch.nn.functional.one_hot(species, len(self.elements)).to(positions.dtype)
-        x = self.embedding(onehot)
+        x = torch.nn.functional.one_hot(species, len(self.elements)).to(positions.dtype)
+        if self.config.uses_charge:
+            total = structure_charges(charge, batch, len(species), positions.dtype).to(positions.device)
+            atom_structure = batch if batch is not None else torch.zeros_like(species)
+            inputs = {"total": lambda: total[atom_structure],
+                      "eeq": lambda: eeq_charges(numbers, positions, total, batch)}
+            x = torch.cat([x, *(inputs[name]()[:, None] for name in self.charge_inputs)], dim=1)
+        x = self.embedding(x)
         for layer in self.layers:
             x = layer(x, sh, radial, src, dst)
+        if self.charge_equilibration is not None:
+            q = self.charge_equilibration(x[:, :self.num_scalars], species, positions, total, batch)
+            x = torch.cat([x, q[:, None]], dim=1)
         offsets = self.coefficient_offsets(species)
         out = positions.new_zeros(int(offsets[-1]))
         for i, head in enumerate(self.heads):
@@ -320,15 +356,17 @@ class DensityModel(torch.nn.Module):
             out = out.index_put((index.reshape(-1),), values.reshape(-1))
         return out
 
-    def predict(self, numbers, positions_angstrom) -> np.ndarray:
+    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
         """Coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient.
 
         Parameters
         ----------
         numbers : array_like (n,) int
         positions_angstrom : array_like (n, 3), Å
+        charge : float
+            Total charge (e); used only by models that take it.
         """
-        return _predict(self, numbers, positions_angstrom)
+        return _predict(self, numbers, positions_angstrom, charge)
 
 
 class DensityEnsemble(torch.nn.Module):
@@ -358,20 +396,22 @@ class DensityEnsemble(torch.nn.Module):
         self.auxbasis = first.auxbasis
         self.nfunc = self.members[0].nfunc
 
-    def forward(self, numbers, positions, batch=None):
+    def forward(self, numbers, positions, batch=None, charge=None):
         """Mean of the members' coefficients, (naux,) PySCF aux order; see :meth:`DensityModel.forward`."""
-        return sum(m(numbers, positions, batch) for m in self.members) / len(self.members)
+        return sum(m(numbers, positions, batch, charge=charge) for m in self.members) / len(self.members)
 
-    def predict(self, numbers, positions_angstrom) -> np.ndarray:
-        """Mean coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient."""
-        return _predict(self, numbers, positions_angstrom)
+    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
+        """Mean coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient; ``charge``
+        as in :meth:`DensityModel.predict`."""
+        return _predict(self, numbers, positions_angstrom, charge)
 
 
-def _predict(module, numbers, positions_angstrom) -> np.ndarray:
+def _predict(module, numbers, positions_angstrom, charge) -> np.ndarray:
     dtype = next(module.parameters()).dtype
     with torch.no_grad():
         pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
-        out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos)
+        total = torch.tensor([float(charge)], dtype=dtype)
+        out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos, charge=total)
     return out.double().numpy()
 
 

@@ -129,6 +129,9 @@ class LoadedModel:
         sha256 of ``weights.pt``.
     elements : list of str
     auxbasis : str
+    uses_charge : bool
+        Whether the prediction depends on the total charge (otherwise only the converter's electron-count
+        projection sees it).
     metadata : dict
     module : scfguess.model.DensityModel or scfguess.model.DensityEnsemble
     threads : int
@@ -170,10 +173,12 @@ class LoadedModel:
         self.sha256 = sha
         self.elements = list(module.elements)
         self.auxbasis = module.auxbasis
+        members = module.members if isinstance(module, DensityEnsemble) else [module]
+        self.uses_charge = any(m.config.uses_charge for m in members)
         self.metadata = meta
         self.module = module
 
-    def predict(self, numbers, positions_angstrom) -> np.ndarray:
+    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
         """Density coefficients of one structure.
 
         Parameters
@@ -182,6 +187,8 @@ class LoadedModel:
             Atomic numbers.
         positions_angstrom : array_like (n, 3)
             Positions in Å.
+        charge : float
+            Total charge (e); models that do not take it (``uses_charge`` False) ignore it.
 
         Returns
         -------
@@ -198,7 +205,7 @@ class LoadedModel:
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            return self.module.predict(numbers, positions_angstrom)
+            return self.module.predict(numbers, positions_angstrom, charge)
         finally:
             torch.set_num_threads(previous)
 

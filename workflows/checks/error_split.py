@@ -13,11 +13,13 @@ variant       J from          V_xc from
 ``xc_label``  model           label            (the guess with a perfect exchange-correlation potential)
 ``label``     label           label            (the oracle: the label density through the converter)
 ``populations``  model with the label's atom populations  (perfect charge placement, nothing else)
+``dipoles``      model with the label's atom populations and atomic dipoles
 ============  ==============  ================
 
 ``populations`` moves the model's coefficients, with the smallest change in the Coulomb metric, until every atom
-carries the label's auxiliary population Σ_{P∈A} q_P c_P (:func:`scfguess.density.electrons.project_atom_populations`):
-how far perfect charge placement alone would take the guess. Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
+carries the label's auxiliary population Σ_{P∈A} q_P c_P (:func:`scfguess.density.electrons.project_atom_moments`):
+how far perfect charge placement alone would take the guess; ``dipoles`` also gives every atom the label's
+atomic dipole (perfect charge placement and atomic polarisation). Each is diagonalised and scored with SCFbench's orbital-gradient norm (:func:`scfbench.guesses.guess_quality`,
 PBE/def2-SVP, SCFbench's default SCF settings). If ``j_label`` is far below ``model``, the Coulomb error dominates
 and the Coulomb-response (gradient) loss targets the right thing; if ``xc_label`` is, the V_xc error does and a loss
 blind to it cannot remove it. Two predictions of ``xc_label`` (whose only error is the Coulomb one) from the
@@ -35,7 +37,8 @@ import sys
 
 import numpy as np
 
-VARIANTS = ("model", "j_label", "xc_label", "label", "populations")
+VARIANTS = ("model", "j_label", "xc_label", "label", "populations", "dipoles")
+PROJECTED = ("populations", "dipoles")
 PREDICTIONS = ("predicted_bare", "predicted_screened")
 
 
@@ -62,7 +65,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfbench.metrics import geometric_mean
     from scfguess.density.auxbasis import coulomb_metric, make_auxmol
     from scfguess.density.converter import density_fock
-    from scfguess.density.electrons import atom_populations, project_atom_populations, project_electron_count
+    from scfguess.density.electrons import atom_moments, project_atom_moments, project_electron_count
     from scfguess.density.fitting import coulomb_matrix
     from scfguess.guess import predict_coefficients
     from scfguess.model.registry import load_model
@@ -74,7 +77,8 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         model = load_model(model)
     per, natoms = {}, {}
     for s in structures:
-        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"])
+        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"],
+                       charge=s.get("charge", 0), spin=s.get("spin", 0))
         mol = to_mole(st, basis)
         mf = make_scf(mol, xc, ScfSettings())
         auxmol = make_auxmol(mol, model.auxbasis)
@@ -83,16 +87,17 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             "model": project_electron_count(auxmol, predict_coefficients(mol, model)[0], mol.nelectron, metric),
             "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
         }
-        coeffs["populations"] = project_atom_populations(auxmol, coeffs["model"],
-                                                         atom_populations(auxmol, coeffs["label"]), metric)
+        for variant, dipoles in zip(PROJECTED, (False, True)):
+            coeffs[variant] = project_atom_moments(auxmol, coeffs["model"],
+                                                   atom_moments(auxmol, coeffs["label"], dipoles), dipoles, metric)
         fock = {k: density_fock(mf, auxmol, c)[0] for k, c in coeffs.items()}
-        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items() if k != "populations"}
+        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items() if k not in PROJECTED}
         mixtures = {
             "model": fock["model"],
             "j_label": fock["model"] - coulomb["model"] + coulomb["label"],
             "xc_label": fock["label"] - coulomb["label"] + coulomb["model"],
             "label": fock["label"],
-            "populations": fock["populations"],
+            **{k: fock[k] for k in PROJECTED},
         }
         s1e = mf.get_ovlp()
         row = {}

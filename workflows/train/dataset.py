@@ -1,7 +1,7 @@
 """The labelled structures a run trains and validates on: shard files, the molecule-level split, batches, manifests.
 
-A structure is a small dict: ``numbers`` (n,) int, ``positions`` (n, 3) Å, ``coeffs`` (naux,) float32 (the
-Coulomb-fitted coefficients in PySCF aux order, the training target), ``split`` (``train``/``val``, assigned per
+A structure is a small dict: ``numbers`` (n,) int, ``positions`` (n, 3) Å, ``charge`` (total, e), ``spin`` (2S),
+``coeffs`` (naux,) float32 (the Coulomb-fitted coefficients in PySCF aux order, the training target), ``split`` (``train``/``val``, assigned per
 parent molecule by the labelling workflow), ``molecule_id``, ``structure_id`` and ``source``.
 """
 
@@ -59,6 +59,7 @@ def load_structures(paths) -> list[dict]:
         seen.add(item[K.STRUCTURE_ID_KEY])
         out.append({
             "numbers": item[K.NUMBERS_KEY], "positions": item[K.POSITIONS_KEY],
+            "charge": int(item[K.CHARGE_KEY]), "spin": int(item[K.SPIN_KEY]),
             "coeffs": np.asarray(item[K.COEFFS_KEY], dtype=np.float32), "split": item[K.SPLIT_KEY],
             "molecule_id": item[K.MOLECULE_ID_KEY], "structure_id": item[K.STRUCTURE_ID_KEY],
             "source": item[K.SOURCE_KEY],
@@ -101,11 +102,11 @@ def training_data(cfg) -> TrainingData:
     return TrainingData(shard_files, structures, *split_structures(cfg, structures))
 
 
-def batch_tensors(structures):
-    """Concatenate structures into one graph.
+class Batch(NamedTuple):
+    """Structures concatenated into one graph (:func:`batch_tensors`).
 
-    Returns
-    -------
+    Attributes
+    ----------
     numbers : LongTensor (natoms,)
     positions : FloatTensor (natoms, 3)
         Å.
@@ -115,7 +116,24 @@ def batch_tensors(structures):
         The structures' coefficients, concatenated.
     bounds : ndarray (nstructures + 1,)
         Structure k's coefficients are ``target[bounds[k]:bounds[k + 1]]``.
+    charge : FloatTensor (nstructures,)
+        Total charge of each structure (e).
     """
+
+    numbers: object
+    positions: object
+    batch: object
+    target: object
+    bounds: np.ndarray
+    charge: object
+
+    def predict(self, model):
+        """The model's coefficients for the whole batch, (naux_total,)."""
+        return model(self.numbers, self.positions, self.batch, charge=self.charge)
+
+
+def batch_tensors(structures) -> Batch:
+    """Concatenate structures into one graph (a :class:`Batch`)."""
     import torch
 
     numbers = torch.as_tensor(np.concatenate([s["numbers"] for s in structures]), dtype=torch.long)
@@ -123,7 +141,8 @@ def batch_tensors(structures):
     batch = torch.as_tensor(np.repeat(np.arange(len(structures)), [len(s["numbers"]) for s in structures]))
     target = torch.as_tensor(np.concatenate([s["coeffs"] for s in structures]), dtype=torch.float32)
     bounds = np.concatenate([[0], np.cumsum([len(s["coeffs"]) for s in structures])])
-    return numbers, positions, batch, target, bounds
+    charge = torch.tensor([float(s.get("charge", 0)) for s in structures])
+    return Batch(numbers, positions, batch, target, bounds, charge)
 
 
 def element_counts(structures) -> dict:

@@ -180,9 +180,9 @@ class Clock:
 
 def train_step(run: Run, chunk: list) -> float:
     """One Adam step on the weighted losses of the structures ``chunk``; returns the loss."""
-    numbers, positions, batch, target, bounds = batch_tensors(chunk)
-    pred = run.model(numbers, positions, batch)
-    parts = losses(pred, target, bounds, chunk, run.loss_metrics, len(numbers))
+    tensors = batch_tensors(chunk)
+    pred = tensors.predict(run.model)
+    parts = losses(pred, tensors.target, tensors.bounds, chunk, run.loss_metrics, len(tensors.numbers))
     loss = sum(w * parts[name] for name, w in run.weights.items())
     run.optimizer.zero_grad()
     loss.backward()

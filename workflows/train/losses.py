@@ -80,7 +80,7 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
     Parameters
     ----------
     model : DensityModel or DensityEnsemble
-        Called as ``model(numbers, positions, batch)``; left in training mode afterwards.
+        Called as ``model(numbers, positions, batch, charge=charge)``; left in training mode afterwards.
     structures : list of dict
     metrics : dict
         Name -> :class:`~workflows.train.metrics.MetricCache`.
@@ -100,8 +100,9 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
     with torch.no_grad():
         for start in range(0, len(structures), batch_size):
             chunk = structures[start:start + batch_size]
-            numbers, positions, batch, target, bounds = batch_tensors(chunk)
-            err = (model(numbers, positions, batch) - target).double()
+            tensors = batch_tensors(chunk)
+            numbers, bounds = tensors.numbers, tensors.bounds
+            err = (tensors.predict(model) - tensors.target).double()
             for k, s in enumerate(chunk):
                 e = err[bounds[k]:bounds[k + 1]].numpy()
                 for name, metric in metrics.items():
