@@ -158,6 +158,33 @@ def test_warm_start_begins_from_the_exported_model(shard, tmp_path):
         train(_config(shard, tmp_path / "c", model=other, init_from=str(export)), progress=False)
 
 
+def test_a_charge_aware_model_warm_started_from_a_local_one_predicts_the_same(shard, tmp_path):
+    """The grown embedding and heads start where the source is (new inputs' weights zero, fan-in rescaled), for any
+    charge; a source that already takes the charge, or another architecture change, is refused."""
+    import torch
+    from ase.build import molecule
+
+    from scfguess.model.network import DensityModel, ModelConfig
+    from scfguess.model.registry import load_model
+    from workflows.train.model import warm_start
+
+    export = tmp_path / "models" / "tiny"
+    train(_config(shard, tmp_path / "a", max_epochs=1, export_to=str(export)), progress=False)
+    source = load_model(export)
+    water = molecule("H2O")
+    expected = source.predict(water.numbers, water.positions)
+    charged = dict(TINY_MODEL, charge_inputs=["total", "eeq"], charge_equilibration=True)
+    torch.manual_seed(0)
+    model = DensityModel(ModelConfig.from_dict(charged))
+    warm_start(model, str(export))
+    for charge in (0, 1):
+        np.testing.assert_allclose(model.predict(water.numbers, water.positions, charge=charge), expected,
+                                   rtol=1e-5, atol=1e-6)
+    for bad in (dict(charged, num_layers=1),):
+        with pytest.raises(ValueError, match="only charge_inputs and charge_equilibration may be added"):
+            warm_start(DensityModel(ModelConfig.from_dict(bad)), str(export))
+
+
 def test_ensemble_of_two_trained_models(shard, tmp_path):
     from scfguess.model.registry import load_model
     from workflows.train.ensemble import build_ensemble

@@ -83,14 +83,64 @@ def build_model(cfg, train_set):
     return model
 
 
+#: Configuration fields a warm start may add to a local source model (their new weights start at zero).
+CHARGE_SWITCHES = ("charge_inputs", "charge_equilibration")
+
+
 def warm_start(model, source: str) -> None:
-    """Copy the weights, references and scales of the shipped model ``source`` into ``model`` (same architecture)."""
+    """Start ``model`` from the shipped model ``source``: its weights, references and scales.
+
+    The architectures must be the same, except that ``model`` may add the global-charge pieces
+    (:data:`CHARGE_SWITCHES`) to a source without them: the weights that read the new inputs start at zero and
+    the others are rescaled for e3nn's fan-in normalisation, so the warm-started model predicts exactly what the
+    source predicts until training moves it.
+    """
     from scfguess.model.registry import load_model
 
     start = load_model(source)
     if not hasattr(start.module, "config"):
         raise ValueError(f"init_from={source!r} is an ensemble; warm-start from one of its members instead.")
-    if start.module.config.to_dict() != model.config.to_dict():
-        raise ValueError(f"init_from={source!r}: its architecture {start.module.config.to_dict()} "
-                         f"differs from this config's {model.config.to_dict()}.")
-    model.load_state_dict(start.module.state_dict())
+    old, new = start.module.config.to_dict(), model.config.to_dict()
+    differs = sorted(k for k in new if new[k] != old[k])
+    if differs and (set(differs) - set(CHARGE_SWITCHES) or start.module.config.uses_charge):
+        raise ValueError(f"init_from={source!r}: its architecture {old} differs from this config's {new} "
+                         f"in {', '.join(differs)}; only {' and '.join(CHARGE_SWITCHES)} may be added.")
+    if not differs:
+        model.load_state_dict(start.module.state_dict())
+        return
+    _copy_grown(start.module, model)
+
+
+def _copy_grown(source, model) -> None:
+    """Copy ``source`` into ``model`` whose embedding and heads may read extra scalar inputs (appended last)."""
+    import torch
+
+    with torch.no_grad():
+        state = model.state_dict()  # shares storage with the model
+        for name, value in source.state_dict().items():
+            if state[name].shape == value.shape:
+                state[name].copy_(value)
+        for old, new in zip([source.embedding, *source.heads], [model.embedding, *model.heads]):
+            _copy_linear(old, new)
+
+
+def _copy_linear(old, new) -> None:
+    """Copy an e3nn ``o3.Linear`` into one with more scalar inputs: each old path into the leading block of the same
+    path, times old/new path weight (the fan-in normalisation); the new inputs' weights zero."""
+    new.weight.zero_()
+    offsets_new = _path_offsets(new)
+    for key, (start, ins) in _path_offsets(old).items():
+        new_start, new_ins = offsets_new[key]
+        block = old.weight[start:start + ins.path_shape[0] * ins.path_shape[1]].reshape(ins.path_shape)
+        target = new.weight[new_start:new_start + new_ins.path_shape[0] * new_ins.path_shape[1]]
+        target.view(new_ins.path_shape)[:ins.path_shape[0], :ins.path_shape[1]] = (
+            block * (ins.path_weight / new_ins.path_weight))
+
+
+def _path_offsets(linear) -> dict:
+    """(i_in, i_out) -> (start in the flat weight, instruction) of an e3nn ``o3.Linear``."""
+    out, start = {}, 0
+    for ins in linear.instructions:
+        out[(ins.i_in, ins.i_out)] = (start, ins)
+        start += ins.path_shape[0] * ins.path_shape[1]
+    return out
