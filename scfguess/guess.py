@@ -81,7 +81,9 @@ def predict_coefficients(mol, model=None):
     from scfguess.model.registry import load_model
 
     loaded = load_model(model)
-    coeffs = loaded.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"), charge=mol.charge)
+    args = atomic_numbers(mol), mol.atom_coords(unit="Angstrom")
+    # A model that takes the total charge says so (``uses_charge``); any other object only needs predict(Z, R).
+    coeffs = loaded.predict(*args, charge=mol.charge) if getattr(loaded, "uses_charge", False) else loaded.predict(*args)
     if not np.all(np.isfinite(coeffs)):
         raise ValueError(f"model {loaded.name} predicted NaN or infinite density coefficients")
     return coeffs, loaded

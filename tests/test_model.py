@@ -112,6 +112,19 @@ def test_only_a_charge_aware_model_sees_the_total_charge(structure):
     assert not local.config.uses_charge and charged.config.uses_charge
 
 
+def test_the_guess_pipeline_passes_the_molecule_charge():
+    from scfguess.guess import predict_coefficients
+
+    torch.manual_seed(0)
+    model = DensityModel(CHARGED)
+    water = "O 0 0 0.12; H 0 0.76 -0.47; H 0 -0.76 -0.47"
+    neutral = predict_coefficients(gto.M(atom=water, basis="sto-3g", verbose=0), model)[0]
+    cation = predict_coefficients(gto.M(atom=water, basis="sto-3g", charge=1, spin=1, verbose=0), model)[0]
+    np.testing.assert_allclose(neutral, model.predict([8, 1, 1], [[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]]),
+                               rtol=1e-6, atol=1e-7)
+    assert np.abs(cation - neutral).max() > 1e-4
+
+
 def test_batched_structures_of_different_charge_match_single_predictions():
     """EEQ inputs and the charge equilibration are solved per structure: a batch changes nothing."""
     torch.manual_seed(0)

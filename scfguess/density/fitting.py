@@ -1,8 +1,10 @@
 """Coulomb-metric density fitting and the Coulomb matrix of a fitted density.
 
-Both need the three-centre integrals (μν|P). They are generated in blocks of
+Both need the three-centre integrals (μν|P). The fit generates them in blocks of
 auxiliary shells so that no more than ``max_memory`` MB of them exist at once;
-the full (nao, nao, naux) tensor is never built.
+the full (nao, nao, naux) tensor is never built. The Coulomb matrix of a fitted
+density is contracted inside PySCF's integral loop instead (the second pass of its
+direct RI-J, with Schwarz and coefficient screening): no integral block is stored.
 """
 
 import numpy as np
@@ -142,10 +144,41 @@ def coulomb_matrix(mol, auxmol, coeffs, max_memory=DEFAULT_BLOCK_MEMORY):
     ndarray (nao, nao)
         Hartree.
     """
+    if not mol.cart:  # PySCF's direct loop cannot mix Cartesian orbitals with spherical aux functions
+        return _screened_coulomb_matrix(mol, auxmol, np.asarray(coeffs, dtype=np.float64))
     packed = np.zeros(mol.nao * (mol.nao + 1) // 2)
     for p0, p1, ints in int3c_blocks(mol, auxmol, max_memory):
         packed += ints @ coeffs[p0:p1]
     return lib.unpack_tril(packed)
+
+
+#: Screening threshold of the direct Coulomb matrix (Hartree): far below what a guess needs, and above PySCF's SCF
+#: default 1e-13, which spends a third more time on integrals that change J by less than this.
+COULOMB_SCREENING = 1e-10
+
+
+def _screened_coulomb_matrix(mol, auxmol, coeffs):
+    """J_μν = Σ_P (μν|P) c_P in PySCF's direct integral loop (the second pass of its direct RI-J,
+    ``pyscf.df.df_jk.get_j``), screened by Schwarz bounds times the largest |c_P| of each aux shell."""
+    from pyscf.scf import _vhf, jk
+
+    opt = _vhf._VHFOpt(mol, "int3c2e", "CVHFnr3c2e_schwarz_cond", dmcondname="CVHFnr_dm_cond",
+                       direct_scf_tol=COULOMB_SCREENING)
+    opt.init_cvhf_direct(mol, "int2e", "CVHFnr_int2e_q_cond")
+    aux_loc = auxmol.ao_loc_nr()
+    shells = list(zip(aux_loc[:-1], aux_loc[1:]))
+    diagonal = np.sqrt(np.abs(auxmol.intor("int2c2e", hermi=1).diagonal()))
+    opt.q_cond = np.hstack((opt.q_cond.ravel(), [diagonal[p0:p1].max() for p0, p1 in shells]))
+    joint = mol + auxmol
+    placeholder = np.array([[0, 0, 1, 1, 0, 0, 0, 0]], dtype=np.int32)  # stands for the fourth index
+    joint._bas = np.vstack((joint._bas, placeholder))
+    nbas, nbas_joint = mol.nbas, mol.nbas + auxmol.nbas
+    rho = coeffs[None, None, :]
+    with lib.temporary_env(opt, prescreen="CVHFnr3c2e_vj_pass2_prescreen", _dmcondname=None):
+        opt.dm_cond = np.array([np.abs(coeffs[p0:p1]).max() for p0, p1 in shells])
+        vj = jk.get_jk(joint, rho, ["ijkl,lk->ij"], "int3c2e", aosym="s2ij", hermi=1, vhfopt=opt,
+                       shls_slice=(0, nbas, 0, nbas, nbas, nbas_joint, nbas_joint, nbas_joint + 1))
+    return np.asarray(vj).reshape(mol.nao, mol.nao)
 
 
 def coulomb_matrix_from_cderi(with_df, auxmol, coeffs):

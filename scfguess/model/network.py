@@ -257,6 +257,11 @@ class DensityModel(torch.nn.Module):
             self.register_buffer(f"block_l_{i}", block, persistent=False)
         self.register_buffer("nfunc_table", torch.tensor(self.nfunc, dtype=torch.long), persistent=False)
 
+    @property
+    def uses_charge(self) -> bool:
+        """Whether the total charge changes the prediction."""
+        return self.config.uses_charge
+
     # ------------------------------------------------------------------ buffers set before training
     def set_scales(self, symbol: str, scale: np.ndarray) -> None:
         """Set the per-function output scale of one element (PySCF order, (nfunc,); constant within a shell)."""
@@ -395,6 +400,11 @@ class DensityEnsemble(torch.nn.Module):
         self.elements = self.members[0].elements
         self.auxbasis = first.auxbasis
         self.nfunc = self.members[0].nfunc
+
+    @property
+    def uses_charge(self) -> bool:
+        """Whether the total charge changes the prediction (of any member)."""
+        return any(m.uses_charge for m in self.members)
 
     def forward(self, numbers, positions, batch=None, charge=None):
         """Mean of the members' coefficients, (naux,) PySCF aux order; see :meth:`DensityModel.forward`."""

@@ -173,8 +173,7 @@ class LoadedModel:
         self.sha256 = sha
         self.elements = list(module.elements)
         self.auxbasis = module.auxbasis
-        members = module.members if isinstance(module, DensityEnsemble) else [module]
-        self.uses_charge = any(m.config.uses_charge for m in members)
+        self.uses_charge = module.uses_charge
         self.metadata = meta
         self.module = module
 
