@@ -1,0 +1,131 @@
+"""What the ML guess costs against one SCF cycle of the same molecule, part by part, and at what peak memory.
+
+    python -m workflows.checks.converter_profile peptides:gly8 nci-gt100:nci-2754 [--out FILE.json]
+
+For each molecule (``SET:ID`` of an SCFbench set), PBE/def2-SVP with SCFbench's SCF settings (density fitting,
+grid level 3), two fresh processes with the same ``max_memory``:
+
+- the guess: model inference, then the converter's parts (J of the fitted density, V_xc on the converter's grid,
+  diagonalisation), seconds each, and the process's peak RSS;
+- the SCF: the SCF grid built, then two SCF cycles from the guess (Fock build + diagonalisation; the first also
+  sets up PySCF's direct RI-J), seconds of the second, and the process's peak RSS.
+
+The figure of merit is ``guess_per_cycle`` = (inference + conversion) / (seconds of one SCF cycle). Threads follow
+``OMP_NUM_THREADS``; run it on an otherwise idle machine for timings you quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+SETTINGS = {"basis": "def2-svp", "xc": "pbe"}
+
+
+def _structure(spec: str):
+    from scfbench.sets import set_entries
+
+    set_name, _, molecule = spec.partition(":")
+    for entry in set_entries(set_name):
+        if entry.id == molecule:
+            return entry.builder()
+    raise ValueError(f"no molecule {molecule!r} in set {set_name!r}")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
+    """Inference and the converter's parts for one molecule; saves the guess for :func:`profile_cycle`."""
+    import numpy as np
+
+    from scfguess.density.converter import convert
+    from scfguess.guess import predict_coefficients
+    from scfguess.model.registry import load_model
+    from scfguess.scf import ScfSettings, make_scf
+    from scfguess.structures import to_mole
+
+    structure = _structure(spec)
+    mol = to_mole(structure, SETTINGS["basis"], max_memory=max_memory)
+    mf = make_scf(mol, SETTINGS["xc"], ScfSettings(max_memory=max_memory))
+    model = load_model()
+    t0 = time.perf_counter()
+    coeffs, model = predict_coefficients(mol, model)
+    inference = time.perf_counter() - t0
+    conversion = convert(mf, coeffs, model.auxbasis)
+    np.save(guess_file, conversion.dm)
+    return {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": model.name,
+            "inference_seconds": inference, "conversion_seconds": conversion.seconds,
+            "conversion_parts": conversion.timings, "guess_peak_rss_mb": _peak_rss_mb()}
+
+
+def profile_cycle(spec: str, max_memory: int, guess_file: str) -> dict:
+    """The SCF grid, then two SCF cycles (Fock build + diagonalisation) from the saved guess."""
+    import numpy as np
+
+    from scfguess.scf import ScfSettings, make_scf
+    from scfguess.structures import to_mole
+
+    mol = to_mole(_structure(spec), SETTINGS["basis"], max_memory=max_memory)
+    mf = make_scf(mol, SETTINGS["xc"], ScfSettings(max_memory=max_memory))
+    dm = np.load(guess_file)
+    t0 = time.perf_counter()
+    mf.grids.build(with_non0tab=True)
+    grid_seconds = time.perf_counter() - t0
+    h1e, s1e = mf.get_hcore(), mf.get_ovlp()
+    cycles = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fock = mf.get_fock(h1e, s1e, mf.get_veff(mol, dm), dm)
+        mo_energy, mo_coeff = mf.eig(fock, s1e)
+        dm = mf.make_rdm1(mo_coeff, mf.get_occ(mo_energy, mo_coeff))
+        cycles.append(time.perf_counter() - t0)
+    return {"scf_grid_seconds": grid_seconds, "first_cycle_seconds": cycles[0], "cycle_seconds": cycles[1],
+            "scf_peak_rss_mb": _peak_rss_mb()}
+
+
+def profile(spec: str, max_memory: int, workdir: Path) -> dict:
+    """Both halves for one molecule, each in its own fresh process (peak memory of each alone)."""
+    guess_file = str(workdir / "guess.npy")
+    row = {}
+    for part in (profile_guess, profile_cycle):
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            row.update(pool.submit(part, spec, max_memory, guess_file).result())
+    row["guess_per_cycle"] = (row["inference_seconds"] + row["conversion_seconds"]) / row["cycle_seconds"]
+    return row
+
+
+def main(argv=None) -> int:
+    """Command line (see the module docstring)."""
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m workflows.checks.converter_profile",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("molecules", nargs="+", help="SET:ID, e.g. peptides:gly8")
+    parser.add_argument("--max-memory", type=int, default=4000, help="MB for PySCF in both processes")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/converter-profile/profile.json"))
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in args.molecules:
+            try:
+                rows.append(profile(spec, args.max_memory, Path(tmp)))
+            except ValueError as exc:
+                print(f"converter_profile: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"settings": SETTINGS, "max_memory": args.max_memory, "rows": rows}, indent=1)
+                        + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
