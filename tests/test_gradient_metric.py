@@ -84,8 +84,14 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
     assert exact["model"] == pytest.approx(exact["label"], rel=1e-8)
     assert exact["j_label"] == pytest.approx(exact["label"], rel=1e-8)
     assert exact["xc_label"] == pytest.approx(exact["label"], rel=1e-8)
-    minao = split_guess_error(MinaoModel(), [structure])["per_structure"]["water"]
+    result = split_guess_error(MinaoModel(), [structure], by_l=True)
+    minao = result["per_structure"]["water"]
     assert minao["label"] == pytest.approx(exact["label"], rel=1e-8)
+    # each projection or one-l swap moves the guess, and none alone reaches the label
+    for variant in ("populations", "dipoles", "l0_label", "l1_label", "l2up_label"):
+        assert minao[variant] != pytest.approx(minao["model"], rel=1e-6) and minao[variant] > minao["label"]
+    errors = result["moment_errors"]["water"]
+    assert errors["population_max"] > 0.01 and errors["dipole_rms"] > 0
     assert minao["model"] > 5 * minao["label"]
     assert minao["j_label"] < minao["model"] / 3
     assert minao["xc_label"] != pytest.approx(minao["model"], rel=1e-3)

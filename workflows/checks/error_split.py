@@ -14,6 +14,8 @@ variant       J from          V_xc from
 ``label``     label           label            (the oracle: the label density through the converter)
 ``populations``  model with the label's atom populations  (perfect charge placement, nothing else)
 ``dipoles``      model with the label's atom populations and atomic dipoles
+``l0_label`` …   model with the label's coefficients of the functions of one angular momentum (``--by-l``:
+                 ``l0_label``, ``l1_label``, ``l2up_label`` for l ≥ 2; J and V_xc both from the mixed density)
 ============  ==============  ================
 
 ``populations`` moves the model's coefficients, with the smallest change in the Coulomb metric, until every atom
@@ -39,11 +41,12 @@ import numpy as np
 
 VARIANTS = ("model", "j_label", "xc_label", "label", "populations", "dipoles")
 PROJECTED = ("populations", "dipoles")
+BY_L = {"l0_label": (0,), "l1_label": (1,), "l2up_label": (2, 3, 4, 5, 6)}
 PREDICTIONS = ("predicted_bare", "predicted_screened")
 
 
 def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp",
-                      predict: bool = True) -> dict:
+                      predict: bool = True, by_l: bool = False) -> dict:
     """Gradient norms of the four J/V_xc mixtures (see the module docstring) for each structure.
 
     Parameters
@@ -54,12 +57,15 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         Labelled structures (:func:`workflows.train.dataset.load_structures`): numbers, positions (Å), coeffs.
     predict : bool
         Also give the first-order predictions of ``xc_label`` from the bare and screened metrics.
+    by_l : bool
+        Also the variants of :data:`BY_L` (the label's coefficients of one angular momentum).
 
     Returns
     -------
     dict
-        ``{"per_structure": {id: {variant: gradient norm}}, "geomean": {variant: value}, "natoms": {id: n}}``;
-        variants include the predictions when ``predict``.
+        ``{"per_structure": {id: {variant: gradient norm}}, "geomean": {variant: value}, "natoms": {id: n},
+        "moment_errors": {id: {"population_rms", "population_max" (e), "dipole_rms" (e·Bohr)}}}`` (model minus
+        label atom moments); variants include the predictions when ``predict``.
     """
     from scfbench.guesses import guess_quality
     from scfbench.metrics import geometric_mean
@@ -75,7 +81,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
 
     if isinstance(model, str):
         model = load_model(model)
-    per, natoms = {}, {}
+    per, natoms, moment_errors = {}, {}, {}
     for s in structures:
         st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"],
                        charge=s.get("charge", 0), spin=s.get("spin", 0))
@@ -87,21 +93,33 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             "model": project_electron_count(auxmol, predict_coefficients(mol, model)[0], mol.nelectron, metric),
             "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
         }
+        moments = {k: atom_moments(auxmol, coeffs[k], dipoles=True) for k in ("model", "label")}
         for variant, dipoles in zip(PROJECTED, (False, True)):
-            coeffs[variant] = project_atom_moments(auxmol, coeffs["model"],
-                                                   atom_moments(auxmol, coeffs["label"], dipoles), dipoles, metric)
+            target = moments["label"] if dipoles else moments["label"][:, 0]
+            coeffs[variant] = project_atom_moments(auxmol, coeffs["model"], target, dipoles, metric)
+        if by_l:
+            l_of = np.concatenate([[auxmol.bas_angular(i)] * (2 * auxmol.bas_angular(i) + 1) * auxmol.bas_nctr(i)
+                                   for i in range(auxmol.nbas)])
+            for variant, ls in BY_L.items():
+                coeffs[variant] = np.where(np.isin(l_of, ls), coeffs["label"], coeffs["model"])
+        delta = moments["model"] - moments["label"]
+        moment_errors[s["structure_id"]] = {
+            "population_rms": float(np.sqrt(np.mean(delta[:, 0] ** 2))),
+            "population_max": float(np.abs(delta[:, 0]).max()),
+            "dipole_rms": float(np.sqrt(np.mean(np.sum(delta[:, 1:] ** 2, axis=1)))),
+        }
         fock = {k: density_fock(mf, auxmol, c)[0] for k, c in coeffs.items()}
-        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items() if k not in PROJECTED}
+        coulomb = {k: coulomb_matrix(mol, auxmol, c) for k, c in coeffs.items() if k in ("model", "label")}
         mixtures = {
             "model": fock["model"],
             "j_label": fock["model"] - coulomb["model"] + coulomb["label"],
             "xc_label": fock["label"] - coulomb["label"] + coulomb["model"],
             "label": fock["label"],
-            **{k: fock[k] for k in PROJECTED},
+            **{k: fock[k] for k in (*PROJECTED, *(BY_L if by_l else ()))},
         }
         s1e = mf.get_ovlp()
         row = {}
-        for name in VARIANTS:
+        for name in mixtures:
             mo_energy, mo_coeff = mf.eig(mixtures[name], s1e)
             dm = mf.make_rdm1(mo_coeff, mf.get_occ(mo_energy, mo_coeff))
             row[name] = guess_quality(mf, dm)[1]
@@ -114,11 +132,11 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             row["predicted_screened"] = 2 * np.sqrt(2) * float(np.sqrt(error @ screened @ error))
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])
-        print(s["structure_id"], len(s["numbers"]), {k: round(float(v), 4) for k, v in row.items()}, file=sys.stderr,
-              flush=True)
-    return {"model": model.name, "per_structure": per, "natoms": natoms,
+        print(s["structure_id"], len(s["numbers"]), {k: round(float(v), 4) for k, v in row.items()},
+              {k: round(v, 4) for k, v in moment_errors[s["structure_id"]].items()}, file=sys.stderr, flush=True)
+    return {"model": model.name, "per_structure": per, "natoms": natoms, "moment_errors": moment_errors,
             "geomean": {v: geometric_mean([row[v] for row in per.values()])
-                        for v in VARIANTS + (PREDICTIONS if predict else ())}}
+                        for v in VARIANTS + tuple(BY_L if by_l else ()) + (PREDICTIONS if predict else ())}}
 
 
 def main(argv=None) -> int:
@@ -131,13 +149,14 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default=None, choices=("train", "val"), help="only structures of this split")
     parser.add_argument("--limit", type=int, default=6, help="first LIMIT structures (default 6)")
     parser.add_argument("--no-predict", action="store_true", help="skip the metric predictions")
+    parser.add_argument("--by-l", action="store_true", help="also the label's coefficients of one l at a time")
     args = parser.parse_args(argv)
     structures = [s for s in load_structures(resolve_shards(args.shards))
                   if args.split is None or s["split"] == args.split][:args.limit]
     if not structures:
         print(f"no structures in {args.shards}" + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
         return 2
-    print(json.dumps(split_guess_error(args.model, structures, predict=not args.no_predict), indent=1))
+    print(json.dumps(split_guess_error(args.model, structures, predict=not args.no_predict, by_l=args.by_l), indent=1))
     return 0
 
 
