@@ -63,7 +63,8 @@ class TrainConfig:
     export_to : str, optional
         Model folder to export the best weights into.
     init_from : str, optional
-        Warm start: a shipped model (name or folder) with the same architecture whose weights, references and
+        Warm start: a shipped model (name or folder; ``NAME#K`` for member K of an ensemble) with the same
+        architecture (or that architecture plus the global-charge switches) whose weights, references and
         output scales replace the fresh initialisation; optimiser and schedule start fresh. Recorded in the
         exported metadata.
     description : str

@@ -88,7 +88,8 @@ CHARGE_SWITCHES = ("charge_inputs", "charge_equilibration")
 
 
 def warm_start(model, source: str) -> None:
-    """Start ``model`` from the shipped model ``source``: its weights, references and scales.
+    """Start ``model`` from the shipped model ``source`` (a name or folder; ``NAME#K`` for member K of an ensemble):
+    its weights, references and scales.
 
     The architectures must be the same, except that ``model`` may add the global-charge pieces
     (:data:`CHARGE_SWITCHES`) to a source without them: the weights that read the new inputs start at zero and
@@ -97,18 +98,24 @@ def warm_start(model, source: str) -> None:
     """
     from scfguess.model.registry import load_model
 
-    start = load_model(source)
-    if not hasattr(start.module, "config"):
-        raise ValueError(f"init_from={source!r} is an ensemble; warm-start from one of its members instead.")
-    old, new = start.module.config.to_dict(), model.config.to_dict()
+    name, _, member = source.partition("#")
+    start = load_model(name).module
+    if member:
+        if not hasattr(start, "members") or not member.isdigit() or int(member) >= len(start.members):
+            raise ValueError(f"init_from={source!r}: NAME#K picks member K of an ensemble model.")
+        start = start.members[int(member)]
+    if not hasattr(start, "config"):
+        raise ValueError(f"init_from={source!r} is an ensemble; name one of its members as {name}#0 … "
+                         f"#{len(start.members) - 1}.")
+    old, new = start.config.to_dict(), model.config.to_dict()
     differs = sorted(k for k in new if new[k] != old[k])
-    if differs and (set(differs) - set(CHARGE_SWITCHES) or start.module.config.uses_charge):
+    if differs and (set(differs) - set(CHARGE_SWITCHES) or start.config.uses_charge):
         raise ValueError(f"init_from={source!r}: its architecture {old} differs from this config's {new} "
                          f"in {', '.join(differs)}; only {' and '.join(CHARGE_SWITCHES)} may be added.")
     if not differs:
-        model.load_state_dict(start.module.state_dict())
+        model.load_state_dict(start.state_dict())
         return
-    _copy_grown(start.module, model)
+    _copy_grown(start, model)
 
 
 def _copy_grown(source, model) -> None:
