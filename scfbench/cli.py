@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "converged minao density matrices go to OUT-without-extension.refs/")
 
     p = sub.add_parser("report", help="summarise a results store")
-    p.add_argument("path", help="results store written by scfbench run")
+    p.add_argument("paths", nargs="+", metavar="STORE",
+                   help="results store(s) written by scfbench run; several are reported as one (e.g. every size)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--csv", metavar="FILE", help="write one row per run to FILE")
     p.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
@@ -328,11 +329,15 @@ def _cmd_report(args) -> int:
 
     if not args.tol > 0:
         raise UsageError(f"--tol must be positive, got {args.tol}.")
-    with ResultStore(args.path, readonly=True) as store:
-        records = store.records()
-        skipped = store.skipped()
-    if not records:
-        raise UsageError(f"results store {args.path!r} holds no records yet.")
+    records, skipped, keys = [], [], set()
+    for path in args.paths:
+        with ResultStore(path, readonly=True) as store:
+            stored = store.records()
+            skipped += store.skipped()
+        if not stored:
+            raise UsageError(f"results store {path!r} holds no records yet.")
+        records += [r for r in stored if r["key"] not in keys]  # a job stored twice counts once
+        keys.update(r["key"] for r in stored)
     report = build_report(records, tol=args.tol, skipped=skipped)
     if args.csv:
         write_csv(report, args.csv)

@@ -19,6 +19,11 @@ from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, an
 
 __all__ = ["build_report", "without_skipped", "format_table", "to_json", "write_csv", "write_plots"]
 
+#: The reference paper's RIC (PBE/def2-SVP against minao), drawn as marks over the atom range each was measured on:
+#: 0.667 on drug-like molecules of 26-60 atoms, 0.75-0.78 on QMugs molecules of 100-200 atoms.
+REFERENCE_RIC = (((26, 60), (0.667, 0.667), "reference paper, 26-60 atoms"),
+                 ((100, 200), (0.75, 0.78), "reference paper, QMugs 100-200 atoms"))
+
 _EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
                    "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256",
                    "reference_cycles", "pbe_cycles", "nao")
@@ -186,7 +191,8 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[Path]:
-    """PNG figures: RIC vs atom count per guess, cycles distribution per guess, wall ratio per size bin.
+    """PNG figures: the cycle ratio and the wall ratio of every molecule against its atom count (with the reference
+    paper's RIC as marks for PBE/def2-SVP), cycles distribution per guess, wall ratio per size bin.
 
     Titles name the functional(s) and basis set(s); atom counts and cycles get integer ticks.
 
@@ -202,7 +208,7 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
     Returns
     -------
     list of Path
-        ``ric_vs_atoms.png``, ``cycles_distribution.png``, ``wall_ratio_by_size.png``.
+        ``ric_vs_atoms.png``, ``wall_ratio_vs_atoms.png``, ``cycles_distribution.png``, ``wall_ratio_by_size.png``.
     """
     import matplotlib
 
@@ -222,21 +228,29 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
         return f"{guess} ({xc}/{basis})" if multi else guess
 
     paths = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = "os^vD<>phX*"
-    for i, (basis, xc, guess) in enumerate(groups):
-        pts = [(r["natoms"], r["cycle_ratio"]) for r in annotated
-               if (r["basis"], r["xc"], r["guess"]) == (basis, xc, guess) and not math.isnan(r["cycle_ratio"])]
-        if pts:
-            x, y = zip(*pts)
-            ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.8)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("atoms")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("cycles / cycles(minao)")
-    ax.set_title(f"Iteration ratio per molecule, {method}")
-    ax.legend(fontsize=7, ncol=2)
-    paths.append(_save(plt, fig, folder / "ric_vs_atoms.png"))
+    for key, ylabel, title, name in (
+            ("cycle_ratio", "cycles / cycles(minao)", "Iteration ratio per molecule", "ric_vs_atoms.png"),
+            ("wall_ratio", "(guess + SCF time) / minao", "Wall-time ratio per molecule", "wall_ratio_vs_atoms.png")):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        markers = "os^vD<>phX*"
+        for i, (basis, xc, guess) in enumerate(groups):
+            if guess == "minao":
+                continue
+            pts = [(r["natoms"], r[key]) for r in annotated
+                   if (r["basis"], r["xc"], r["guess"]) == (basis, xc, guess) and not math.isnan(r[key])]
+            if pts:
+                x, y = zip(*pts)
+                ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.8)
+        if key == "cycle_ratio" and ("def2-svp", "pbe") in {(b.lower(), x.lower()) for b, x in pairs}:
+            for (lo, hi), (y0, y1), text in REFERENCE_RIC:
+                ax.fill_between([lo, hi], [y0, y0], [y1 + 0.004, y1 + 0.004], color="black", alpha=0.35, label=text)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("atoms")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}, {method}")
+        ax.legend(fontsize=7, ncol=2)
+        paths.append(_save(plt, fig, folder / name))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(groups) + 2), 4.5))
     data = [[r["cycles"] for r in annotated if (r["basis"], r["xc"], r["guess"]) == g and r.get("cycles") is not None]

@@ -133,7 +133,16 @@ def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsy
     assert failed[0]["cycles"] is None and failed[0]["delta_e"] is None
     assert len(csv_path.read_text().strip().splitlines()) == 7
     assert sorted(p.name for p in plots.iterdir()) == ["cycles_distribution.png", "ric_vs_atoms.png",
-                                                       "wall_ratio_by_size.png"]
+                                                       "wall_ratio_by_size.png", "wall_ratio_vs_atoms.png"]
+    # several stores report as one; a store given twice counts once
+    tiny = tmp_path / "tiny.xyz"
+    tiny.write_text(TINY_XYZ)
+    other = str(tmp_path / "other.sqlite")
+    assert main(["run", "--molecules", str(tiny), "--guess", "minao,sap", *FAST, "--out", other]) == 0
+    capsys.readouterr()
+    assert main(["report", store, other, store, "--json"]) == 0
+    summary = {s["guess"]: s["n"] for s in json.loads(capsys.readouterr().out)["summary"]}
+    assert summary == {"minao": 4, "huckel": 2, "sap": 4}
     assert main(["report", store]) == 0
     table = capsys.readouterr().out
     assert "RIC" in table and "all molecules have <=20 atoms" in table
@@ -459,6 +468,8 @@ def test_plots_name_method_and_use_integer_ticks(tmp_path, monkeypatch):
     records = [_record("a", "minao", 10), _record("a", "g", 7), _record("b", "minao", 12, natoms=30),
                _record("b", "g", 9, natoms=30)]
     report_module.write_plots(build_report(records), tmp_path, records)
+    assert set(figures) == {"ric_vs_atoms.png", "wall_ratio_vs_atoms.png", "cycles_distribution.png",
+                            "wall_ratio_by_size.png"}
     for title, _, _ in figures.values():
         assert title.endswith(", X/b")  # functional / basis of the records
     _, x_ticks, _ = figures["ric_vs_atoms.png"]
