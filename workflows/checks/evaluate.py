@@ -91,10 +91,11 @@ def _guess_quality_structures(molecules: str, limit: int | None) -> list:
 
 
 def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | None = 8, basis: str = "def2-svp",
-                            xc: str = "pbe") -> dict:
+                            xc: str = "pbe", grids_levels=(None,)) -> dict:
     """Orbital-gradient norm and energy of each model's converted guess on SCFbench molecules (no SCF).
 
-    A progress bar (one step per molecule, all models) goes to stderr.
+    A progress bar (one step per molecule, all models) goes to stderr. With several ``grids_levels`` (the
+    converter's V_xc grid; None is its default) each model is scored at each, labelled ``NAME@gridL``.
 
     Returns
     -------
@@ -102,7 +103,8 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         ``{"molecules": [ids], model name: {"gradient_norm": mean (Hartree), "gradient_norm_geomean": geometric
         mean (Hartree; SCF cycles go roughly with its logarithm), "energy_per_atom_above_best": mean over
         molecules of (E_guess - lowest E_guess of the compared models) / atoms (Hartree), "per_molecule": {id:
-        [gradient norm, E_guess]}}}``. E_guess is the functional at the guess density matrix.
+        [gradient norm, E_guess]}, "conversion_seconds": mean}}``. E_guess is the functional at the guess density
+        matrix.
     """
     import numpy as np
     from tqdm.auto import tqdm
@@ -114,25 +116,30 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
     from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import to_mole
 
-    models = [load_model(n) for n in names]
+    variants = {(m.name if level is None else f"{m.name}@grid{level}"): (m, level)
+                for m in (load_model(n) for n in names) for level in grids_levels}
     structures = _guess_quality_structures(molecules, limit)
-    per = {m.name: {} for m in models}
+    per = {label: {} for label in variants}
+    seconds = {label: [] for label in variants}
     for st in tqdm(structures, desc="guess quality", unit="molecule", dynamic_ncols=True):
         mol = to_mole(st, basis)
         mf = make_scf(mol, xc, ScfSettings())
-        for m in models:
-            energy, gnorm = guess_quality(mf, ml_guess(mf, m).dm)
-            per[m.name][st.id] = [gnorm, energy]
-    best = {st.id: min(per[m.name][st.id][1] for m in models) for st in structures}
+        for label, (m, level) in variants.items():
+            guess = ml_guess(mf, m) if level is None else ml_guess(mf, m, grids_level=level)
+            energy, gnorm = guess_quality(mf, guess.dm)
+            per[label][st.id] = [gnorm, energy]
+            seconds[label].append(guess.conversion_seconds)
+    best = {st.id: min(per[label][st.id][1] for label in variants) for st in structures}
     natoms = {st.id: len(st.numbers) for st in structures}
     out = {"molecules": [st.id for st in structures], "basis": basis, "xc": xc}
-    for m in models:
-        rows = per[m.name]
-        out[m.name] = {
+    for label in variants:
+        rows = per[label]
+        out[label] = {
             "gradient_norm": float(np.mean([g for g, _ in rows.values()])),
             "gradient_norm_geomean": geometric_mean([g for g, _ in rows.values()]),
             "energy_per_atom_above_best": float(np.mean([(e - best[i]) / natoms[i] for i, (_, e) in rows.items()])),
             "per_molecule": rows,
+            "conversion_seconds": float(np.mean(seconds[label])),
         }
     return out
 
@@ -150,9 +157,12 @@ def main(argv=None) -> int:
                         help="read and keep the gradient metrics in DIR (e.g. a training run's gradient_metric_dir)")
     parser.add_argument("--guess-quality", metavar="SET", help="score the guesses on SCFbench molecules instead")
     parser.add_argument("--limit", type=int, default=8, help="molecules of --guess-quality SET (default 8)")
+    parser.add_argument("--grids-levels", default=None,
+                        help="with --guess-quality: comma-separated converter grid levels to score each model at")
     args = parser.parse_args(argv)
     if args.guess_quality:
-        result = guess_quality_of_models(args.models, args.guess_quality, args.limit)
+        levels = (None,) if args.grids_levels is None else tuple(int(v) for v in args.grids_levels.split(","))
+        result = guess_quality_of_models(args.models, args.guess_quality, args.limit, grids_levels=levels)
     else:
         result = evaluate_models(args.models, tuple(args.shards), args.split, gradient=args.gradient or
                                  args.gradient_dir is not None, gradient_dir=args.gradient_dir,
