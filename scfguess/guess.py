@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from scfguess.density.fitting import fit_density
 from scfguess.scf import check_geometry, check_memory, spin_layout
 from scfguess.structures import atomic_numbers
 
-__all__ = ["Guess", "predict_coefficients", "ml_guess", "oracle_from_dm", "init_guess", "init_guess_by_ml",
+__all__ = ["Guess", "Prediction", "predict_coefficients", "ml_guess", "oracle_from_dm", "init_guess", "init_guess_by_ml",
            "oracle_guess"]
 
 
@@ -42,7 +43,8 @@ class Guess:
     model : object or None
         The loaded model (``name``, ``sha256``) for ML guesses.
     extra : dict
-        Guess-specific facts to record.
+        Guess-specific facts to record (the ML guess: ``converter_parts``, seconds of J, V_xc and the
+        exchange and diagonalisation step).
     """
 
     dm: np.ndarray
@@ -57,21 +59,37 @@ class Guess:
     extra: dict = field(default_factory=dict)
 
 
-def predict_coefficients(mol, model=None):
+class Prediction(NamedTuple):
+    """A model's densities for one molecule (:func:`predict_coefficients`).
+
+    Attributes
+    ----------
+    coeffs : ndarray (naux,)
+        Total density, in the model's auxiliary basis, PySCF order.
+    spin_coeffs : ndarray (naux,) or None
+        Spin density m = ρ_α − ρ_β in the same basis, for open shells and models that predict it; else None.
+    model : the loaded model
+    """
+
+    coeffs: np.ndarray
+    spin_coeffs: np.ndarray | None
+    model: object
+
+
+def predict_coefficients(mol, model=None) -> Prediction:
     """Predict density coefficients for ``mol`` with a density model.
 
     Parameters
     ----------
     mol : pyscf.gto.Mole
-        Atomic numbers are taken from the element symbols, so an ECP does not change them.
+        Atomic numbers are taken from the element symbols, so an ECP does not change them; models that take them
+        also get ``mol.charge`` and ``mol.spin``.
     model : None, str, path or loaded model
-        See :func:`scfguess.model.load_model`.
+        See :func:`scfguess.model.load_model`; any object with ``predict(numbers, positions_Å)`` works.
 
     Returns
     -------
-    coeffs : ndarray (naux,)
-        In the model's auxiliary basis, PySCF order.
-    model : the loaded model
+    Prediction
 
     Raises
     ------
@@ -81,12 +99,18 @@ def predict_coefficients(mol, model=None):
     from scfguess.model.registry import load_model
 
     loaded = load_model(model)
-    args = atomic_numbers(mol), mol.atom_coords(unit="Angstrom")
-    # A model that takes the total charge says so (``uses_charge``); any other object only needs predict(Z, R).
-    coeffs = loaded.predict(*args, charge=mol.charge) if getattr(loaded, "uses_charge", False) else loaded.predict(*args)
-    if not np.all(np.isfinite(coeffs)):
-        raise ValueError(f"model {loaded.name} predicted NaN or infinite density coefficients")
-    return coeffs, loaded
+    args = [atomic_numbers(mol), mol.atom_coords(unit="Angstrom")]
+    if getattr(loaded, "takes_charge_and_spin", False):
+        args += [mol.charge, mol.spin]
+    spin_coeffs = None
+    if mol.spin and getattr(loaded, "predicts_spin", False):
+        coeffs, spin_coeffs = loaded.predict_spin(*args)
+    else:
+        coeffs = loaded.predict(*args)
+    for values in (coeffs, spin_coeffs):
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ValueError(f"model {loaded.name} predicted NaN or infinite density coefficients")
+    return Prediction(coeffs, spin_coeffs, loaded)
 
 
 def _checked(conversion):
@@ -128,13 +152,15 @@ def ml_guess(mf, model=None, **convert_kwargs) -> Guess:
     t0 = time.perf_counter()
     loaded = load_model(model)
     t1 = time.perf_counter()
-    coeffs, loaded = predict_coefficients(mf.mol, loaded)
+    prediction = predict_coefficients(mf.mol, loaded)
     t2 = time.perf_counter()
-    conversion = _checked(convert(mf, coeffs, loaded.auxbasis, **convert_kwargs))
+    conversion = _checked(convert(mf, prediction.coeffs, loaded.auxbasis, spin_coeffs=prediction.spin_coeffs,
+                                  **convert_kwargs))
     t3 = time.perf_counter()
     return Guess(dm=conversion.dm, seconds=t3 - t1, load_seconds=t1 - t0, inference_seconds=t2 - t1,
                  conversion_seconds=t3 - t2, fock_builds=int(conversion.fock_builds),
-                 k_builds=int(conversion.k_builds), exchange=conversion.exchange, model=loaded)
+                 k_builds=int(conversion.k_builds), exchange=conversion.exchange, model=loaded,
+                 extra={"converter_parts": dict(conversion.timings)})
 
 
 def oracle_from_dm(mf, mol_ref, dm_ref, auxbasis=DEFAULT_AUXBASIS, **convert_kwargs) -> Guess:

@@ -15,7 +15,7 @@ from scfguess.model.network import DensityModel, ModelConfig, count_parameters
 
 SMALL = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16)
 #: The same with every global-charge piece: total charge and EEQ charges as inputs, learned charge equilibration.
-CHARGED = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16, charge_inputs=("total", "eeq"),
+CHARGED = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16, global_inputs=("charge", "eeq"),
                       charge_equilibration=True)
 
 
@@ -109,7 +109,7 @@ def test_only_a_charge_aware_model_sees_the_total_charge(structure):
     args = structure.numbers, structure.positions
     np.testing.assert_array_equal(local.predict(*args, charge=1), local.predict(*args, charge=0))
     assert np.abs(charged.predict(*args, charge=1) - charged.predict(*args, charge=0)).max() > 1e-4
-    assert not local.config.uses_charge and charged.config.uses_charge
+    assert not local.takes_charge_and_spin and charged.takes_charge_and_spin
 
 
 def test_the_guess_pipeline_passes_the_molecule_charge():
@@ -118,11 +118,49 @@ def test_the_guess_pipeline_passes_the_molecule_charge():
     torch.manual_seed(0)
     model = DensityModel(CHARGED)
     water = "O 0 0 0.12; H 0 0.76 -0.47; H 0 -0.76 -0.47"
-    neutral = predict_coefficients(gto.M(atom=water, basis="sto-3g", verbose=0), model)[0]
-    cation = predict_coefficients(gto.M(atom=water, basis="sto-3g", charge=1, spin=1, verbose=0), model)[0]
+    neutral = predict_coefficients(gto.M(atom=water, basis="sto-3g", verbose=0), model).coeffs
+    cation = predict_coefficients(gto.M(atom=water, basis="sto-3g", charge=1, spin=1, verbose=0), model).coeffs
     np.testing.assert_allclose(neutral, model.predict([8, 1, 1], [[0, 0, 0.12], [0, 0.76, -0.47], [0, -0.76, -0.47]]),
                                rtol=1e-6, atol=1e-7)
     assert np.abs(cation - neutral).max() > 1e-4
+
+
+SPIN = ModelConfig(hidden_muls=(8, 4, 3, 2, 2), num_layers=2, radial_hidden=16, global_inputs=("charge", "spin"),
+                   spin_density=True)
+
+
+def test_spin_density_heads_are_equivariant_and_reach_the_converter(structure, transform):
+    """The spin output rotates like the total density; the guess pipeline predicts it for open shells only and
+    the converter then gives α and β different matrices."""
+    from pyscf import dft
+
+    from scfguess.guess import ml_guess, predict_coefficients
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        model = DensityModel(SPIN)
+    finally:
+        torch.set_default_dtype(previous)
+    symbols, numbers, pos = structure.get_chemical_symbols(), structure.numbers, structure.positions
+    rot = transform["rot"]
+    total0, spin0 = model.predict_spin(numbers, pos, charge=0, spin=1)
+    total1, spin1 = model.predict_spin(numbers, pos @ rot.T + transform["shift"], charge=0, spin=1)
+    np.testing.assert_allclose(spin1, _aux_rotation(symbols, rot) @ spin0, atol=1e-9 * np.abs(spin0).max())
+    np.testing.assert_allclose(total0, model.predict(numbers, pos, charge=0, spin=1))
+    assert np.abs(spin0).max() > 1e-3 and model.predicts_spin and not DensityModel(SMALL).predicts_spin
+
+    water = "O 0 0 0.12; H 0 0.76 -0.47; H 0 -0.76 -0.47"
+    cation = gto.M(atom=water, basis="sto-3g", charge=1, spin=1, verbose=0)
+    assert predict_coefficients(cation, model).spin_coeffs is not None
+    assert predict_coefficients(gto.M(atom=water, basis="sto-3g", verbose=0), model).spin_coeffs is None
+    mf = dft.UKS(cation, xc="pbe")
+    mf.grids.level = 0
+    dm = ml_guess(mf, model.float()).dm
+    assert dm.shape == (2, cation.nao, cation.nao) and np.abs(dm[0] - dm[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="predicts no spin density"):
+        DensityModel(SMALL)(torch.tensor(numbers), torch.tensor(pos, dtype=torch.float32), with_spin=True)
 
 
 def test_batched_structures_of_different_charge_match_single_predictions():
@@ -162,8 +200,8 @@ def test_charge_equilibration_conserves_each_total_charge_and_learns():
 
 
 def test_unknown_charge_input_is_named():
-    with pytest.raises(ValueError, match="unknown charge input 'mulliken'; choose from total, eeq"):
-        ModelConfig.from_dict({"charge_inputs": ["mulliken"]})
+    with pytest.raises(ValueError, match="unknown global input 'mulliken'; choose from charge, eeq, spin"):
+        ModelConfig.from_dict({"global_inputs": ["mulliken"]})
 
 
 def test_output_size_and_float32(structure):

@@ -173,15 +173,29 @@ def test_a_charge_aware_model_warm_started_from_a_local_one_predicts_the_same(sh
     source = load_model(export)
     water = molecule("H2O")
     expected = source.predict(water.numbers, water.positions)
-    charged = dict(TINY_MODEL, charge_inputs=["total", "eeq"], charge_equilibration=True)
+    charged = dict(TINY_MODEL, global_inputs=["charge", "eeq"], charge_equilibration=True)
     torch.manual_seed(0)
     model = DensityModel(ModelConfig.from_dict(charged))
     warm_start(model, str(export))
     for charge in (0, 1):
         np.testing.assert_allclose(model.predict(water.numbers, water.positions, charge=charge), expected,
                                    rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="only charge_inputs and charge_equilibration may be added"):
+    with pytest.raises(ValueError, match="only global_inputs, charge_equilibration, spin_density may be added"):
         warm_start(DensityModel(ModelConfig.from_dict(dict(charged, num_layers=1))), str(export))
+
+
+def test_spin_density_heads_train_on_the_spin_loss_from_a_local_model(shard, tmp_path):
+    export = tmp_path / "models" / "tiny"
+    train(_config(shard, tmp_path / "a", max_epochs=1, export_to=str(export)), progress=False)
+    spin_model = dict(TINY_MODEL, global_inputs=["spin"], spin_density=True)
+    result = train(_config(shard, tmp_path / "b", max_epochs=2, model=spin_model, init_from=str(export),
+                           loss_weights={"coulomb": 1.0, "spin": 1.0}), progress=False)
+    assert result["warm_start_val"]["spin_per_atom"] > 0
+    assert result["best_val"]["spin_per_atom"] < result["warm_start_val"]["spin_per_atom"]
+    path = tmp_path / "bad.yaml"
+    path.write_text("shards: x.h5\nloss_weights: {spin: 1.0}\n")
+    with pytest.raises(ValueError, match="spin loss needs a model with spin_density"):
+        TrainConfig.from_yaml(path)
 
 
 def test_ensemble_of_two_trained_models(shard, tmp_path):

@@ -28,25 +28,26 @@ import math
 import torch
 from pyscf.data import nist
 
-__all__ = ["CHARGE_INPUTS", "check_charge_inputs", "eeq_charges", "ChargeEquilibration", "structure_charges"]
+__all__ = ["GLOBAL_INPUTS", "check_global_inputs", "eeq_charges", "ChargeEquilibration", "per_structure"]
 
-#: Names of the per-atom scalar charge inputs a model can take (``ModelConfig.charge_inputs``).
-CHARGE_INPUTS = ("total", "eeq")
+#: Names of the per-atom scalar inputs a model can take beside the species (``ModelConfig.global_inputs``): the
+#: molecule's total charge (e), each atom's EEQ charge at that total charge, the molecule's 2S.
+GLOBAL_INPUTS = ("charge", "eeq", "spin")
 
 _BOHR_PER_ANGSTROM = 1.0 / nist.BOHR
 
 
-def structure_charges(total_charge, batch: torch.Tensor | None, natoms: int, dtype) -> torch.Tensor:
-    """Total charge of every structure as a tensor (nstructures,); ``None`` means all neutral."""
+def per_structure(values, batch: torch.Tensor | None, natoms: int, dtype) -> torch.Tensor:
+    """A per-structure quantity (total charge, 2S) as a tensor (nstructures,); ``None`` means zero for all."""
     nstructures = 1 if batch is None or natoms == 0 else int(batch.max()) + 1
-    if total_charge is None:
+    if values is None:
         return torch.zeros(nstructures, dtype=dtype)
-    charge = torch.as_tensor(total_charge, dtype=dtype).reshape(-1)
-    if charge.numel() == 1 and nstructures > 1:
-        charge = charge.expand(nstructures)
-    if charge.numel() != nstructures:
-        raise ValueError(f"got {charge.numel()} total charges for {nstructures} structures.")
-    return charge
+    out = torch.as_tensor(values, dtype=dtype).reshape(-1)
+    if out.numel() == 1 and nstructures > 1:
+        out = out.expand(nstructures)
+    if out.numel() != nstructures:
+        raise ValueError(f"got {out.numel()} values for {nstructures} structures.")
+    return out
 
 
 def eeq_charges(numbers: torch.Tensor, positions: torch.Tensor, total_charge: torch.Tensor,
@@ -156,11 +157,11 @@ class ChargeEquilibration(torch.nn.Module):
         return q
 
 
-def check_charge_inputs(names) -> tuple[str, ...]:
-    """The charge-input names as a tuple; raises ValueError naming an unknown one."""
+def check_global_inputs(names) -> tuple[str, ...]:
+    """The global-input names as a tuple; raises ValueError naming an unknown one."""
     names = tuple(names)
-    unknown = [n for n in names if n not in CHARGE_INPUTS]
+    unknown = [n for n in names if n not in GLOBAL_INPUTS]
     if unknown:
-        raise ValueError(f"unknown charge input {unknown[0]!r}; choose from {', '.join(CHARGE_INPUTS)}.")
+        raise ValueError(f"unknown global input {unknown[0]!r}; choose from {', '.join(GLOBAL_INPUTS)}.")
     return names
 

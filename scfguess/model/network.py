@@ -1,16 +1,16 @@
 """E(3)-equivariant network predicting auxiliary-basis density coefficients (NequIP-like, e3nn).
 
 Input: atomic numbers, positions in Ångström (the model's only length unit; the cutoff is in Å) and, for models
-that take it, each structure's total charge (e).
+that take them, each structure's total charge (e) and 2S.
 Output: one coefficient vector per structure over the atoms' auxiliary functions (def2-universal-jfit by default),
 in PySCF's spherical aux AO order, the same order as ``scfguess.density.auxbasis.make_auxmol`` and the HDF5 shards.
 
-Architecture: one-hot species embedding (with optional per-atom charge scalars, ``charge_inputs``: the total
-charge, EEQ charges; :mod:`scfguess.model.charges`) -> ``num_layers`` interaction blocks (tensor-product convolution of
+Architecture: one-hot species embedding (with optional per-atom scalars, ``global_inputs``: the total charge, EEQ
+charges, 2S; :mod:`scfguess.model.charges`) -> ``num_layers`` interaction blocks (tensor-product convolution of
 neighbour features with spherical harmonics of the edge direction, weights from a Bessel radial basis with a
 polynomial cutoff, gated nonlinearity, residual self-connection) -> optionally a learned charge equilibration
 (``charge_equilibration``: atomic charges under the exact total charge, appended as one more scalar per atom)
--> a species-dependent equivariant linear head
+-> a species-dependent equivariant linear head (and, with ``spin_density``, a second one for the spin density)
 giving exactly each element's auxiliary irreps. The head's output, in e3nn's harmonic basis, is mapped to PySCF's
 basis with :func:`scfguess.model.irreps.pyscf_to_e3nn`, multiplied by a per-shell scale and added to a per-element
 atomic reference (a spherical free-atom density) when ``delta`` is on:
@@ -33,7 +33,7 @@ from pyscf.data.elements import ELEMENTS
 from pyscf.data.elements import charge as atomic_number
 
 from scfguess.errors import UnsupportedElementError
-from scfguess.model.charges import ChargeEquilibration, check_charge_inputs, eeq_charges, structure_charges
+from scfguess.model.charges import ChargeEquilibration, check_global_inputs, eeq_charges, per_structure
 from scfguess.model.irreps import element_irreps, pyscf_to_e3nn, shell_angular_momenta
 
 DEFAULT_ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl")
@@ -67,11 +67,15 @@ class ModelConfig:
         Normalisation of the neighbour sum.
     delta : bool
         Predict the difference to the per-element atomic reference densities.
-    charge_inputs : tuple of str
-        Per-atom scalar inputs beside the species: ``"total"`` (the structure's total charge, e) and/or ``"eeq"``
-        (EEQ 2019 atomic charges at that total charge). Empty: the model ignores the charge.
+    global_inputs : tuple of str
+        Per-atom scalar inputs beside the species: ``"charge"`` (the structure's total charge, e), ``"eeq"``
+        (EEQ 2019 atomic charges at that total charge), ``"spin"`` (the structure's 2S). Empty: the model ignores
+        charge and spin.
     charge_equilibration : bool
         Add the learned charge-equilibration layer before the heads.
+    spin_density : bool
+        Add heads for the spin density m = ρ_α − ρ_β (same auxiliary basis, no reference), trained on the labels'
+        fitted spin densities; the guess converts it for open shells.
     """
 
     elements: tuple[str, ...] = DEFAULT_ELEMENTS
@@ -85,8 +89,9 @@ class ModelConfig:
     radial_hidden: int = 32
     avg_num_neighbors: float = 12.0
     delta: bool = True
-    charge_inputs: tuple[str, ...] = ()
+    global_inputs: tuple[str, ...] = ()
     charge_equilibration: bool = False
+    spin_density: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -96,13 +101,13 @@ class ModelConfig:
             raise ValueError(f"unknown model configuration keys {', '.join(unknown)}; this scfguess knows "
                              f"{', '.join(f.name for f in fields(cls))}.")
         config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-        check_charge_inputs(config.charge_inputs)
+        check_global_inputs(config.global_inputs)
         return config
 
     @property
-    def uses_charge(self) -> bool:
-        """Whether the total charge changes the prediction."""
-        return bool(self.charge_inputs) or self.charge_equilibration
+    def takes_charge_and_spin(self) -> bool:
+        """Whether the total charge or 2S changes the prediction."""
+        return bool(self.global_inputs) or self.charge_equilibration
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""
@@ -227,9 +232,9 @@ class DensityModel(torch.nn.Module):
                 raise ValueError(f"hidden_muls must give l={l} a positive multiplicity: the output needs it.")
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
         self.radial = BesselBasis(config.cutoff, config.num_basis, config.cutoff_p)
-        self.charge_inputs = check_charge_inputs(config.charge_inputs)
+        self.global_inputs = check_global_inputs(config.global_inputs)
         irreps_embed = o3.Irreps([(config.hidden_muls[0], "0e")])
-        self.embedding = o3.Linear(o3.Irreps([(len(self.elements) + len(self.charge_inputs), "0e")]), irreps_embed)
+        self.embedding = o3.Linear(o3.Irreps([(len(self.elements) + len(self.global_inputs), "0e")]), irreps_embed)
         layers, irreps = [], irreps_embed
         for _ in range(config.num_layers):
             layer = Interaction(irreps, irreps_h, self.irreps_sh, config.num_basis, config.radial_hidden,
@@ -243,12 +248,15 @@ class DensityModel(torch.nn.Module):
             self.charge_equilibration = ChargeEquilibration(self.numbers, self.num_scalars)
             irreps = irreps + o3.Irreps("1x0e")
         self.heads = torch.nn.ModuleList()
+        self.spin_heads = torch.nn.ModuleList() if config.spin_density else None
         self.nfunc = []
         self._to_pyscf = []
         for i, symbol in enumerate(self.elements):
             ls = shell_angular_momenta(symbol, config.auxbasis)
             out = element_irreps(symbol, config.auxbasis)
             self.heads.append(o3.Linear(irreps, out))
+            if config.spin_density:
+                self.spin_heads.append(o3.Linear(irreps, out))
             self.nfunc.append(out.dim)
             self._to_pyscf.append(pyscf_to_e3nn(ls))  # float64 NumPy: cast per call, exact in float64 runs
             self.register_buffer(f"scale_{i}", torch.ones(out.dim))
@@ -258,9 +266,14 @@ class DensityModel(torch.nn.Module):
         self.register_buffer("nfunc_table", torch.tensor(self.nfunc, dtype=torch.long), persistent=False)
 
     @property
-    def uses_charge(self) -> bool:
-        """Whether the total charge changes the prediction."""
-        return self.config.uses_charge
+    def takes_charge_and_spin(self) -> bool:
+        """Whether the total charge or 2S changes the prediction."""
+        return self.config.takes_charge_and_spin
+
+    @property
+    def predicts_spin(self) -> bool:
+        """Whether the model has spin-density heads."""
+        return self.config.spin_density
 
     # ------------------------------------------------------------------ buffers set before training
     def set_scales(self, symbol: str, scale: np.ndarray) -> None:
@@ -301,7 +314,8 @@ class DensityModel(torch.nn.Module):
         counts = self.nfunc_table[species]
         return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
-    def forward(self, numbers, positions, batch=None, edges=None, raw=False, charge=None):
+    def forward(self, numbers, positions, batch=None, edges=None, raw=False, charge=None, spin=None,
+                with_spin=False):
         """Predict coefficients of one or several concatenated structures.
 
         Parameters
@@ -316,14 +330,18 @@ class DensityModel(torch.nn.Module):
             Precomputed (src, dst) neighbour pairs within ``cutoff``; computed here when omitted.
         raw : bool
             Return the head output before scale and reference (PySCF order, dimensionless).
-        charge : Tensor (nstructures,) or float, optional
-            Total charge of each structure (e); default neutral. Ignored unless the model takes it.
+        charge, spin : Tensor (nstructures,) or float, optional
+            Total charge (e) and 2S of each structure; default 0. Ignored unless the model takes them.
+        with_spin : bool
+            Also return the spin-density coefficients (models with ``spin_density`` only).
 
         Returns
         -------
-        Tensor (naux,)
+        Tensor (naux,), or (total, spin) Tensors (naux,) with ``with_spin``
             Coefficients in PySCF aux order, atoms in input order (structures concatenated).
         """
+        if with_spin and self.spin_heads is None:
+            raise ValueError("this model predicts no spin density (spin_density is off).")
         species = self.species(numbers).to(positions.device)
         if edges is None:
             edges = neighbor_list(positions, self.config.cutoff, batch)
@@ -333,12 +351,14 @@ class DensityModel(torch.nn.Module):
         sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         radial = self.radial(r)
         x = torch.nn.functional.one_hot(species, len(self.elements)).to(positions.dtype)
-        if self.config.uses_charge:
-            total = structure_charges(charge, batch, len(species), positions.dtype).to(positions.device)
+        if self.config.takes_charge_and_spin:
+            total = per_structure(charge, batch, len(species), positions.dtype).to(positions.device)
+            twice_s = per_structure(spin, batch, len(species), positions.dtype).to(positions.device)
             atom_structure = batch if batch is not None else torch.zeros_like(species)
-            inputs = {"total": lambda: total[atom_structure],
-                      "eeq": lambda: eeq_charges(numbers, positions, total, batch)}
-            x = torch.cat([x, *(inputs[name]()[:, None] for name in self.charge_inputs)], dim=1)
+            inputs = {"charge": lambda: total[atom_structure],
+                      "eeq": lambda: eeq_charges(numbers, positions, total, batch),
+                      "spin": lambda: twice_s[atom_structure]}
+            x = torch.cat([x, *(inputs[name]()[:, None] for name in self.global_inputs)], dim=1)
         x = self.embedding(x)
         for layer in self.layers:
             x = layer(x, sh, radial, src, dst)
@@ -346,8 +366,15 @@ class DensityModel(torch.nn.Module):
             q = self.charge_equilibration(x[:, :self.num_scalars], species, positions, total, batch)
             x = torch.cat([x, q[:, None]], dim=1)
         offsets = self.coefficient_offsets(species)
-        out = positions.new_zeros(int(offsets[-1]))
-        for i, head in enumerate(self.heads):
+        out = self._read_out(self.heads, x, species, offsets, raw, self.config.delta)
+        if with_spin:
+            return out, self._read_out(self.spin_heads, x, species, offsets, raw, False)
+        return out
+
+    def _read_out(self, heads, x, species, offsets, raw: bool, reference: bool):
+        """Each element's head on its atoms' features, scaled (and added to the reference), as one flat vector."""
+        out = x.new_zeros(int(offsets[-1]))
+        for i, head in enumerate(heads):
             atoms = torch.nonzero(species == i, as_tuple=True)[0]
             if atoms.numel() == 0:
                 continue
@@ -355,23 +382,27 @@ class DensityModel(torch.nn.Module):
             values = head(x[atoms]) @ to_pyscf  # row form of c_pyscf = M.T c_e3nn
             if not raw:
                 values = values * getattr(self, f"scale_{i}")
-                if self.config.delta:
+                if reference:
                     values = values + getattr(self, f"reference_{i}")
             index = offsets[atoms][:, None] + torch.arange(self.nfunc[i], device=offsets.device)
             out = out.index_put((index.reshape(-1),), values.reshape(-1))
         return out
 
-    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
+    def predict(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0) -> np.ndarray:
         """Coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient.
 
         Parameters
         ----------
         numbers : array_like (n,) int
         positions_angstrom : array_like (n, 3), Å
-        charge : float
-            Total charge (e); used only by models that take it.
+        charge, spin : float, int
+            Total charge (e) and 2S; used only by models that take them.
         """
-        return _predict(self, numbers, positions_angstrom, charge)
+        return _predict(self, numbers, positions_angstrom, charge, spin)
+
+    def predict_spin(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0):
+        """Total and spin-density coefficients of one structure, two float64 arrays (naux,); see :meth:`predict`."""
+        return _predict(self, numbers, positions_angstrom, charge, spin, with_spin=True)
 
 
 class DensityEnsemble(torch.nn.Module):
@@ -402,26 +433,42 @@ class DensityEnsemble(torch.nn.Module):
         self.nfunc = self.members[0].nfunc
 
     @property
-    def uses_charge(self) -> bool:
-        """Whether the total charge changes the prediction (of any member)."""
-        return any(m.uses_charge for m in self.members)
+    def takes_charge_and_spin(self) -> bool:
+        """Whether the total charge or 2S changes the prediction (of any member)."""
+        return any(m.takes_charge_and_spin for m in self.members)
 
-    def forward(self, numbers, positions, batch=None, charge=None):
-        """Mean of the members' coefficients, (naux,) PySCF aux order; see :meth:`DensityModel.forward`."""
-        return sum(m(numbers, positions, batch, charge=charge) for m in self.members) / len(self.members)
+    @property
+    def predicts_spin(self) -> bool:
+        """Whether every member has spin-density heads."""
+        return all(m.predicts_spin for m in self.members)
 
-    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
-        """Mean coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient; ``charge``
-        as in :meth:`DensityModel.predict`."""
-        return _predict(self, numbers, positions_angstrom, charge)
+    def forward(self, numbers, positions, batch=None, charge=None, spin=None, with_spin=False):
+        """Mean of the members' coefficients, (naux,) PySCF aux order (a pair with ``with_spin``); see
+        :meth:`DensityModel.forward`."""
+        outs = [m(numbers, positions, batch, charge=charge, spin=spin, with_spin=with_spin) for m in self.members]
+        if with_spin:
+            return tuple(sum(parts) / len(outs) for parts in zip(*outs))
+        return sum(outs) / len(outs)
+
+    def predict(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0) -> np.ndarray:
+        """Mean coefficients of one structure, float64 NumPy (naux,), PySCF aux order, no gradient; ``charge`` and
+        ``spin`` as in :meth:`DensityModel.predict`."""
+        return _predict(self, numbers, positions_angstrom, charge, spin)
+
+    def predict_spin(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0):
+        """Mean total and spin-density coefficients, two float64 arrays (naux,)."""
+        return _predict(self, numbers, positions_angstrom, charge, spin, with_spin=True)
 
 
-def _predict(module, numbers, positions_angstrom, charge) -> np.ndarray:
+def _predict(module, numbers, positions_angstrom, charge, spin, with_spin=False):
     dtype = next(module.parameters()).dtype
     with torch.no_grad():
         pos = torch.as_tensor(np.asarray(positions_angstrom, dtype=np.float64), dtype=dtype)
-        total = torch.tensor([float(charge)], dtype=dtype)
-        out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos, charge=total)
+        out = module(torch.as_tensor(np.asarray(numbers), dtype=torch.long), pos,
+                     charge=torch.tensor([float(charge)], dtype=dtype), spin=torch.tensor([float(spin)], dtype=dtype),
+                     with_spin=with_spin)
+    if with_spin:
+        return tuple(part.double().numpy() for part in out)
     return out.double().numpy()
 
 

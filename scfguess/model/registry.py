@@ -129,9 +129,11 @@ class LoadedModel:
         sha256 of ``weights.pt``.
     elements : list of str
     auxbasis : str
-    uses_charge : bool
-        Whether the prediction depends on the total charge (otherwise only the converter's electron-count
-        projection sees it).
+    takes_charge_and_spin : bool
+        Whether the prediction depends on the total charge or 2S (otherwise only the converter's electron-count
+        projection sees the charge).
+    predicts_spin : bool
+        Whether the model also predicts the spin density (:meth:`predict_spin`).
     metadata : dict
     module : scfguess.model.DensityModel or scfguess.model.DensityEnsemble
     threads : int
@@ -173,11 +175,12 @@ class LoadedModel:
         self.sha256 = sha
         self.elements = list(module.elements)
         self.auxbasis = module.auxbasis
-        self.uses_charge = module.uses_charge
+        self.takes_charge_and_spin = module.takes_charge_and_spin
+        self.predicts_spin = module.predicts_spin
         self.metadata = meta
         self.module = module
 
-    def predict(self, numbers, positions_angstrom, charge: float = 0) -> np.ndarray:
+    def predict(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0) -> np.ndarray:
         """Density coefficients of one structure.
 
         Parameters
@@ -186,8 +189,8 @@ class LoadedModel:
             Atomic numbers.
         positions_angstrom : array_like (n, 3)
             Positions in Å.
-        charge : float
-            Total charge (e); models that do not take it (``uses_charge`` False) ignore it.
+        charge, spin : float, int
+            Total charge (e) and 2S; models that do not take them (``takes_charge_and_spin`` False) ignore them.
 
         Returns
         -------
@@ -199,12 +202,20 @@ class LoadedModel:
         UnsupportedElementError
             If an element is not one of ``self.elements``.
         """
+        return self._with_threads(self.module.predict, numbers, positions_angstrom, charge, spin)
+
+    def predict_spin(self, numbers, positions_angstrom, charge: float = 0, spin: int = 0):
+        """Total and spin-density coefficients (two arrays (naux,)) of a model with ``predicts_spin``; as
+        :meth:`predict` otherwise."""
+        return self._with_threads(self.module.predict_spin, numbers, positions_angstrom, charge, spin)
+
+    def _with_threads(self, function, *args):
         import torch
 
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            return self.module.predict(numbers, positions_angstrom, charge)
+            return function(*args)
         finally:
             torch.set_num_threads(previous)
 

@@ -46,8 +46,7 @@ def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
     """Inference and the converter's parts for one molecule; saves the guess for :func:`profile_cycle`."""
     import numpy as np
 
-    from scfguess.density.converter import convert
-    from scfguess.guess import predict_coefficients
+    from scfguess.guess import ml_guess
     from scfguess.model.registry import load_model
     from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import to_mole
@@ -55,15 +54,11 @@ def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
     structure = _structure(spec)
     mol = to_mole(structure, SETTINGS["basis"], max_memory=max_memory)
     mf = make_scf(mol, SETTINGS["xc"], ScfSettings(max_memory=max_memory))
-    model = load_model()
-    t0 = time.perf_counter()
-    coeffs, model = predict_coefficients(mol, model)
-    inference = time.perf_counter() - t0
-    conversion = convert(mf, coeffs, model.auxbasis)
-    np.save(guess_file, conversion.dm)
-    return {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": model.name,
-            "inference_seconds": inference, "conversion_seconds": conversion.seconds,
-            "conversion_parts": conversion.timings, "guess_peak_rss_mb": _peak_rss_mb()}
+    guess = ml_guess(mf, load_model())
+    np.save(guess_file, guess.dm)
+    return {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": guess.model.name,
+            "inference_seconds": guess.inference_seconds, "conversion_seconds": guess.conversion_seconds,
+            "conversion_parts": guess.extra["converter_parts"], "guess_peak_rss_mb": _peak_rss_mb()}
 
 
 def profile_cycle(spec: str, max_memory: int, guess_file: str) -> dict:

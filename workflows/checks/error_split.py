@@ -90,7 +90,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
         auxmol = make_auxmol(mol, model.auxbasis)
         metric = coulomb_metric(auxmol)
         coeffs = {
-            "model": project_electron_count(auxmol, predict_coefficients(mol, model)[0], mol.nelectron, metric),
+            "model": project_electron_count(auxmol, predict_coefficients(mol, model).coeffs, mol.nelectron, metric),
             "label": project_electron_count(auxmol, np.asarray(s["coeffs"], dtype=np.float64), mol.nelectron, metric),
         }
         moments = {k: atom_moments(auxmol, coeffs[k], dipoles=True) for k in ("model", "label")}

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Loss terms a run can weigh (see :mod:`workflows.train.losses`).
-LOSSES = ("coulomb", "gradient", "screened", "mae_rmse")
+LOSSES = ("coulomb", "gradient", "screened", "mae_rmse", "spin")
 #: Losses whose per-structure metric is costly and kept on disk (under ``gradient_metric_dir``).
 ORBITAL_METRICS = ("gradient", "screened")
 #: Validation metrics that may select the best epoch.
@@ -117,6 +117,8 @@ class TrainConfig:
         for name in data.get("loss_weights", {}) or {}:
             if name not in LOSSES:
                 raise ValueError(f"{path}: unknown loss {name!r}; choose from {LOSSES}.")
+        if (data.get("loss_weights") or {}).get("spin") and not (data.get("model") or {}).get("spin_density"):
+            raise ValueError(f"{path}: the spin loss needs a model with spin_density: true.")
         if data.get("select_on", "coulomb") not in SELECTABLE:
             raise ValueError(f"{path}: select_on must be one of {SELECTABLE}, got {data['select_on']!r}.")
         return cls(**data)

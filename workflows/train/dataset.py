@@ -1,7 +1,8 @@
 """The labelled structures a run trains and validates on: shard files, the molecule-level split, batches, manifests.
 
 A structure is a small dict: ``numbers`` (n,) int, ``positions`` (n, 3) Å, ``charge`` (total, e), ``spin`` (2S),
-``coeffs`` (naux,) float32 (the Coulomb-fitted coefficients in PySCF aux order, the training target), ``split`` (``train``/``val``, assigned per
+``coeffs`` (naux,) float32 (the Coulomb-fitted coefficients in PySCF aux order, the training target),
+``spin_coeffs`` (naux,) float32 (the fitted spin density; zeros for closed shells), ``split`` (``train``/``val``, assigned per
 parent molecule by the labelling workflow), ``molecule_id``, ``structure_id`` and ``source``.
 """
 
@@ -60,7 +61,8 @@ def load_structures(paths) -> list[dict]:
         out.append({
             "numbers": item[K.NUMBERS_KEY], "positions": item[K.POSITIONS_KEY],
             "charge": int(item[K.CHARGE_KEY]), "spin": int(item[K.SPIN_KEY]),
-            "coeffs": np.asarray(item[K.COEFFS_KEY], dtype=np.float32), "split": item[K.SPLIT_KEY],
+            "coeffs": np.asarray(item[K.COEFFS_KEY], dtype=np.float32),
+            "spin_coeffs": np.asarray(item[K.SPIN_COEFFS_KEY], dtype=np.float32), "split": item[K.SPLIT_KEY],
             "molecule_id": item[K.MOLECULE_ID_KEY], "structure_id": item[K.STRUCTURE_ID_KEY],
             "source": item[K.SOURCE_KEY],
         })
@@ -116,8 +118,10 @@ class Batch(NamedTuple):
         The structures' coefficients, concatenated.
     bounds : ndarray (nstructures + 1,)
         Structure k's coefficients are ``target[bounds[k]:bounds[k + 1]]``.
-    charge : FloatTensor (nstructures,)
-        Total charge of each structure (e).
+    charge, spin : FloatTensor (nstructures,)
+        Total charge (e) and 2S of each structure.
+    spin_target : FloatTensor (naux_total,)
+        The structures' spin-density coefficients, concatenated (zeros for closed shells).
     """
 
     numbers: object
@@ -126,10 +130,16 @@ class Batch(NamedTuple):
     target: object
     bounds: np.ndarray
     charge: object
+    spin: object
+    spin_target: object
 
     def predict(self, model):
-        """The model's coefficients for the whole batch, (naux_total,)."""
-        return model(self.numbers, self.positions, self.batch, charge=self.charge)
+        """The model's total and spin-density coefficients for the whole batch, (naux_total,) each; the spin part
+        is None for a model without spin-density heads."""
+        if getattr(model, "predicts_spin", False):
+            return model(self.numbers, self.positions, self.batch, charge=self.charge, spin=self.spin,
+                         with_spin=True)
+        return model(self.numbers, self.positions, self.batch, charge=self.charge, spin=self.spin), None
 
 
 def batch_tensors(structures) -> Batch:
@@ -142,7 +152,10 @@ def batch_tensors(structures) -> Batch:
     target = torch.as_tensor(np.concatenate([s["coeffs"] for s in structures]), dtype=torch.float32)
     bounds = np.concatenate([[0], np.cumsum([len(s["coeffs"]) for s in structures])])
     charge = torch.tensor([float(s.get("charge", 0)) for s in structures])
-    return Batch(numbers, positions, batch, target, bounds, charge)
+    spin = torch.tensor([float(s.get("spin", 0)) for s in structures])
+    spin_target = torch.as_tensor(np.concatenate([s.get("spin_coeffs", np.zeros_like(s["coeffs"]))
+                                                  for s in structures]), dtype=torch.float32)
+    return Batch(numbers, positions, batch, target, bounds, charge, spin, spin_target)
 
 
 def element_counts(structures) -> dict:

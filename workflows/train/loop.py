@@ -181,8 +181,9 @@ class Clock:
 def train_step(run: Run, chunk: list) -> float:
     """One Adam step on the weighted losses of the structures ``chunk``; returns the loss."""
     tensors = batch_tensors(chunk)
-    pred = tensors.predict(run.model)
-    parts = losses(pred, tensors.target, tensors.bounds, chunk, run.loss_metrics, len(tensors.numbers))
+    pred, pred_spin = tensors.predict(run.model)
+    spin = (pred_spin, tensors.spin_target, run.metrics["coulomb"]) if "spin" in run.weights else None
+    parts = losses(pred, tensors.target, tensors.bounds, chunk, run.loss_metrics, len(tensors.numbers), spin)
     loss = sum(w * parts[name] for name, w in run.weights.items())
     run.optimizer.zero_grad()
     loss.backward()

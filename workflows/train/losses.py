@@ -9,7 +9,8 @@ Losses (``TrainConfig.loss_weights`` combines them), each on the coefficient err
   Coulomb-matrix error), summed and divided the same way;
 - ``screened``: the same with the screened metric Rᵀ M R (Hartree²: the squared first-order orbital gradient of the
   guess, the block above amplified by the Coulomb response);
-- ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss).
+- ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss);
+- ``spin``: e_mᵀ J e_m of the spin-density error (models with spin-density heads), divided like ``coulomb``.
 
 The metrics themselves are :class:`workflows.train.metrics.MetricCache` objects.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from workflows.train.dataset import batch_tensors
 
 
-def losses(pred, target, bounds, structures, metrics, natoms):
+def losses(pred, target, bounds, structures, metrics, natoms, spin=None):
     """Losses of a batch (see the module docstring).
 
     Parameters
@@ -39,24 +40,34 @@ def losses(pred, target, bounds, structures, metrics, natoms):
         :class:`~workflows.train.metrics.MetricCache`; each loss is Σ_structures eᵀ M e divided by ``natoms``.
     natoms : int
         Atoms in the batch.
+    spin : tuple, optional
+        (predicted, reference spin-density coefficients, Coulomb MetricCache): adds the ``spin`` loss.
 
     Returns
     -------
     dict
-        Name -> scalar tensor: one entry per metric, plus ``mae_rmse``.
+        Name -> scalar tensor: one entry per metric, plus ``mae_rmse`` (and ``spin``).
     """
     import torch
 
     err = pred - target
-    out = {}
-    for name, metric in metrics.items():
-        total = pred.new_zeros(())
-        for k, s in enumerate(structures):
-            e = err[bounds[k]:bounds[k + 1]]
-            total = total + e @ (torch.from_numpy(metric(s)) @ e)
-        out[name] = total / natoms
+    out = {name: _quadratic(err, bounds, structures, metric) / natoms for name, metric in metrics.items()}
     out["mae_rmse"] = err.abs().mean() + torch.sqrt((err * err).mean())
+    if spin is not None:
+        pred_spin, target_spin, coulomb = spin
+        out["spin"] = _quadratic(pred_spin - target_spin, bounds, structures, coulomb) / natoms
     return out
+
+
+def _quadratic(err, bounds, structures, metric):
+    """Σ_structures eᵀ M e of a batch's concatenated error (a scalar tensor)."""
+    import torch
+
+    total = err.new_zeros(())
+    for k, s in enumerate(structures):
+        e = err[bounds[k]:bounds[k + 1]]
+        total = total + e @ (torch.from_numpy(metric(s)) @ e)
+    return total
 
 
 def _add_per_element(per_element: dict, model, numbers, e: np.ndarray) -> None:
@@ -80,7 +91,7 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
     Parameters
     ----------
     model : DensityModel or DensityEnsemble
-        Called as ``model(numbers, positions, batch, charge=charge)``; left in training mode afterwards.
+        Called through :meth:`workflows.train.dataset.Batch.predict`; left in training mode afterwards.
     structures : list of dict
     metrics : dict
         Name -> :class:`~workflows.train.metrics.MetricCache`.
@@ -90,19 +101,28 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
     -------
     dict
         ``<name>_per_atom`` for each metric (Coulomb error in Hartree, orbital-gradient metrics in Hartree²),
-        ``mae`` and ``rmse`` of the coefficients, and ``rmse_per_element`` (symbol -> RMSE).
+        ``mae`` and ``rmse`` of the coefficients, ``rmse_per_element`` (symbol -> RMSE), and for a model with
+        spin-density heads ``spin_per_atom`` (the spin density's Coulomb error, Hartree).
     """
     import torch
 
     model.eval()
-    total = {"abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0, **{name: 0.0 for name in metrics}}
+    total = {"abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0, "spin": None, **{name: 0.0 for name in metrics}}
+    if getattr(model, "predicts_spin", False):
+        total["spin"] = 0.0
     per_element: dict[str, list[float]] = {}
     with torch.no_grad():
         for start in range(0, len(structures), batch_size):
             chunk = structures[start:start + batch_size]
             tensors = batch_tensors(chunk)
             numbers, bounds = tensors.numbers, tensors.bounds
-            err = (tensors.predict(model) - tensors.target).double()
+            pred, pred_spin = tensors.predict(model)
+            err = (pred - tensors.target).double()
+            if pred_spin is not None and "coulomb" in metrics:
+                spin_err = (pred_spin - tensors.spin_target).double().numpy()
+                for k, s in enumerate(chunk):
+                    e = spin_err[bounds[k]:bounds[k + 1]]
+                    total["spin"] += float(e @ metrics["coulomb"](s).astype(np.float64) @ e)
             for k, s in enumerate(chunk):
                 e = err[bounds[k]:bounds[k + 1]].numpy()
                 for name, metric in metrics.items():
@@ -114,8 +134,9 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
             total["atoms"] += len(numbers)
     model.train()
     n = max(total["n"], 1)
+    spin = {} if total["spin"] is None else {"spin_per_atom": total["spin"] / max(total["atoms"], 1)}
     return {
-        **{f"{name}_per_atom": total[name] / max(total["atoms"], 1) for name in metrics},
+        **{f"{name}_per_atom": total[name] / max(total["atoms"], 1) for name in metrics}, **spin,
         "mae": total["abs"] / n,
         "rmse": math.sqrt(total["sq"] / n),
         "rmse_per_element": {s: math.sqrt(v[0] / v[1]) for s, v in sorted(per_element.items())},

@@ -83,18 +83,19 @@ def build_model(cfg, train_set):
     return model
 
 
-#: Configuration fields a warm start may add to a local source model (their new weights start at zero).
-CHARGE_SWITCHES = ("charge_inputs", "charge_equilibration")
+#: Configuration fields a warm start may add to a local source model (the weights reading new inputs start at
+#: zero; new spin-density heads start as initialised).
+GLOBAL_SWITCHES = ("global_inputs", "charge_equilibration", "spin_density")
 
 
 def warm_start(model, source: str) -> None:
     """Start ``model`` from the shipped model ``source`` (a name or folder; ``NAME#K`` for member K of an ensemble):
     its weights, references and scales.
 
-    The architectures must be the same, except that ``model`` may add the global-charge pieces
-    (:data:`CHARGE_SWITCHES`) to a source without them: the weights that read the new inputs start at zero and
-    the others are rescaled for e3nn's fan-in normalisation, so the warm-started model predicts exactly what the
-    source predicts until training moves it.
+    The architectures must be the same, except that ``model`` may add the global pieces (:data:`GLOBAL_SWITCHES`)
+    to a source without them: the weights that read the new inputs start at zero and the others are rescaled for
+    e3nn's fan-in normalisation, so the warm-started model predicts the source's total density exactly until
+    training moves it.
     """
     from scfguess.model.registry import load_model
 
@@ -109,9 +110,9 @@ def warm_start(model, source: str) -> None:
                          f"#{len(start.members) - 1}.")
     old, new = start.config.to_dict(), model.config.to_dict()
     differs = sorted(k for k in new if new[k] != old[k])
-    if differs and (set(differs) - set(CHARGE_SWITCHES) or start.config.uses_charge):
+    if differs and (set(differs) - set(GLOBAL_SWITCHES) or start.config.takes_charge_and_spin):
         raise ValueError(f"init_from={source!r}: its architecture {old} differs from this config's {new} "
-                         f"in {', '.join(differs)}; only {' and '.join(CHARGE_SWITCHES)} may be added.")
+                         f"in {', '.join(differs)}; only {', '.join(GLOBAL_SWITCHES)} may be added.")
     if not differs:
         model.load_state_dict(start.state_dict())
         return
