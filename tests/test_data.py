@@ -158,6 +158,18 @@ def test_domain_work_list_has_the_counts_and_no_evaluation_molecule():
         assert it["split"] == structures.split_of(it["molecule_id"])
 
 
+def test_held_out_domain_structures_are_validation_variants_with_their_charge_and_spin():
+    from workflows.data.domain import held_out_domain_structures
+
+    charged = held_out_domain_structures("charged", limit=6)
+    radicals = held_out_domain_structures("radical", limit=2)
+    assert len(charged) == 6 and any(s.charge != 0 for s in charged) and all(s.spin == 0 for s in charged)
+    assert all(s.spin == 1 for s in radicals) and all(s.id.startswith("held-out-radical-") for s in radicals)
+    assert all("validation split" in s.source for s in charged + radicals)
+    with pytest.raises(ValueError, match="unknown held-out group 'ions'"):
+        held_out_domain_structures("ions")
+
+
 def test_benchmark_ion_radical_and_halogen_sets():
     from scfbench.sets import set_entries
 

@@ -8,7 +8,9 @@
 default SCF settings): the orbital-gradient norm and energy of the converted guess, one Fock build per molecule and
 model and no SCF — a cheap stand-in for the cycle counts of an SCFbench run, for ranking models. ``SET`` is an
 SCFbench set or file, or ``held-out-LO-HI``: the validation-split training-pool molecules of LO..HI atoms
-(:func:`workflows.data.worklist.held_out_structures`), the set for choosing models without touching a benchmark set.
+(:func:`workflows.data.worklist.held_out_structures`), the set for choosing models without touching a benchmark set;
+``held-out-charged`` (``-radical``, ``-bromide``, ``-iodide``): the validation-split structures of that group of the
+wider-domain work list (:func:`workflows.data.domain.held_out_domain_structures`).
 
 Every model is scored on the same structures (by default the validation split of shards 0-9), so models trained on
 different data snapshots can be compared; a model's own card reports the split it was trained with. Prints one JSON
@@ -78,7 +80,7 @@ def evaluate_models(names, shards=DEFAULT_SHARDS, split: str = "val", extra=None
 
 
 def _guess_quality_structures(molecules: str, limit: int | None) -> list:
-    """SCFbench set/file structures, or ``held-out-LO-HI`` ones."""
+    """SCFbench set/file structures, or ``held-out-LO-HI`` / ``held-out-GROUP`` ones."""
     import re
 
     from scfbench.sets import resolve_molecules
@@ -87,6 +89,11 @@ def _guess_quality_structures(molecules: str, limit: int | None) -> list:
     held_out = re.fullmatch(r"held-out-(\d+)-(\d+)", molecules)
     if held_out:
         return held_out_structures(int(held_out[1]), int(held_out[2]), limit)
+    domain = re.fullmatch(r"held-out-(charged|radical|bromide|iodide)", molecules)
+    if domain:
+        from workflows.data.domain import held_out_domain_structures
+
+        return held_out_domain_structures(domain[1], limit)
     return resolve_molecules(molecules, limit=limit)
 
 

@@ -133,6 +133,33 @@ def domain_work_list(worklist: Path, whole: Path | None = None, n_charged: int =
     return charged + rest
 
 
+#: Work-list sources of each held-out group (:func:`held_out_domain_structures`).
+HELD_OUT_GROUPS = {"charged": ("cation", "anion", "zwitterion"), "radical": ("radical",),
+                   "bromide": ("bromide",), "iodide": ("iodide",)}
+
+
+def held_out_domain_structures(group: str, limit: int | None = None, worklist: Path = DEFAULT_OUT) -> list:
+    """Validation-split structures of one group of the wider-domain work list, for choosing models by their guesses.
+
+    Their parents are validation molecules, so a model trained on the ``train`` split saw neither them nor their
+    parents, and none is an SCFbench molecule. Work-list order (deterministic), the first ``limit``.
+
+    Returns
+    -------
+    list of scfguess.structures.Structure
+        Ids ``"held-out-<structure id>"``, with the item's charge and spin.
+    """
+    from scfguess.structures import from_atoms
+    from workflows.data.worklist import build_atoms
+
+    if group not in HELD_OUT_GROUPS:
+        raise ValueError(f"unknown held-out group {group!r}; choose from {', '.join(HELD_OUT_GROUPS)}.")
+    items = [i for i in read_work_list(worklist) if i["split"] == "val" and i["source"] in HELD_OUT_GROUPS[group]]
+    return [from_atoms(build_atoms(i), f"held-out-{i['structure_id']}", charge=i["charge"], spin=i["spin"],
+                       source=f"{i['source']} of {i['molecule_id']}: {i['smiles']} (validation split)")
+            for i in items[:limit]]
+
+
 def main(argv=None) -> int:
     """Command line: write the wider-domain work list and print its summary."""
     parser = argparse.ArgumentParser(prog="python -m workflows.data.domain", description=__doc__.splitlines()[0])
