@@ -48,7 +48,7 @@ def test_python_snippet_runs_from_the_ml_guess(code, tmp_path, monkeypatch, caps
     objects = list(namespace.values()) + [getattr(v, "calc", None) for v in namespace.values()]
     hooked = [o.scfguess_info["guess"] for o in objects if getattr(o, "scfguess_info", None)]
     calculated = [o.results["scf_guess"] for o in objects if "scf_guess" in (getattr(o, "results", None) or {})]
-    assert all(g in ("ml", "previous") for g in hooked + calculated), f"guesses used: {hooked + calculated}"
+    assert all(g in ("ml", "previous", "extrapolate") for g in hooked + calculated), f"guesses used: {hooked + calculated}"
     assert capsys.readouterr().out.strip()
 
 
