@@ -183,7 +183,8 @@ def run_job(job: Job) -> dict:
     (``guess_seconds``; ``inference_seconds`` and ``conversion_seconds`` for ml/oracle; ``scf_seconds`` for
     ``mf.kernel`` alone), Fock builds (``guess_fock_builds`` hidden in the guess, ``fock_builds`` = cycles +
     hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
-    ``s2`` (⟨S²⟩ of the converged UKS determinant for open shells, else None) and ``status`` ("ok" or "failed" with ``error``).
+    ``s2`` (⟨S²⟩ of the final UKS determinant for open shells, else None) and ``status`` ("ok" or "failed" with
+    ``error``).
     """
     from scfbench.parallel import format_error
 

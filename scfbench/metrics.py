@@ -40,7 +40,8 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["S2_TOLERANCE", "SIZE_BINS", "size_bin", "annotate", "summarize", "geometric_mean", "SUMMARY_KEYS", "RUN_KEYS"]
+__all__ = ["S2_TOLERANCE", "SIZE_BINS", "size_bin", "annotate", "summarize", "geometric_mean", "SUMMARY_KEYS",
+           "RUN_KEYS"]
 
 #: Largest |⟨S²⟩ - ⟨S²⟩_minao| of an open-shell run counted as the same state.
 S2_TOLERANCE = 0.01

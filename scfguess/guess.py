@@ -19,8 +19,8 @@ from scfguess.density.fitting import fit_density
 from scfguess.scf import check_geometry, check_memory, spin_layout
 from scfguess.structures import atomic_numbers
 
-__all__ = ["Guess", "Prediction", "predict_coefficients", "ml_guess", "oracle_from_dm", "init_guess", "init_guess_by_ml",
-           "oracle_guess"]
+__all__ = ["Guess", "Prediction", "predict_coefficients", "ml_guess", "oracle_from_dm", "init_guess",
+           "init_guess_by_ml", "oracle_guess"]
 
 
 @dataclass

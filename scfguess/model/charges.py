@@ -1,7 +1,7 @@
-"""Global charge information for the density model: EEQ charges as inputs and a learned charge equilibration.
+"""Global inputs of the density model: total charge and 2S per structure, EEQ charges, a learned charge equilibration.
 
-The density network is local (cutoff 4.5 Å); where charge sits across a whole molecule, and the molecule's total
-charge, reach it only through these two pieces:
+The density network is local (cutoff 4.5 Å); the molecule's total charge and 2S reach it as per-atom scalar inputs
+(:data:`GLOBAL_INPUTS`, :func:`per_structure`), and where charge sits across the whole molecule through two pieces:
 
 - :func:`eeq_charges`: atomic partial charges of the electronegativity-equilibration model EEQ 2019
   (Caldeweyher et al., J. Chem. Phys. 150, 154122 (2019)) from ``tad-multicharge``, at the molecule's total

@@ -100,9 +100,10 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model configuration keys {', '.join(unknown)}; this scfguess knows "
                              f"{', '.join(f.name for f in fields(cls))}.")
-        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-        check_global_inputs(config.global_inputs)
-        return config
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def __post_init__(self):
+        check_global_inputs(self.global_inputs)
 
     @property
     def takes_charge_and_spin(self) -> bool:
@@ -232,7 +233,7 @@ class DensityModel(torch.nn.Module):
                 raise ValueError(f"hidden_muls must give l={l} a positive multiplicity: the output needs it.")
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax_sh)
         self.radial = BesselBasis(config.cutoff, config.num_basis, config.cutoff_p)
-        self.global_inputs = check_global_inputs(config.global_inputs)
+        self.global_inputs = tuple(config.global_inputs)
         irreps_embed = o3.Irreps([(config.hidden_muls[0], "0e")])
         self.embedding = o3.Linear(o3.Irreps([(len(self.elements) + len(self.global_inputs), "0e")]), irreps_embed)
         layers, irreps = [], irreps_embed

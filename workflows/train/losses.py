@@ -107,9 +107,9 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
     import torch
 
     model.eval()
-    total = {"abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0, "spin": None, **{name: 0.0 for name in metrics}}
-    if getattr(model, "predicts_spin", False):
-        total["spin"] = 0.0
+    with_spin = getattr(model, "predicts_spin", False) and "coulomb" in metrics
+    total = {"abs": 0.0, "sq": 0.0, "n": 0, "atoms": 0, "spin": 0.0 if with_spin else None,
+             **{name: 0.0 for name in metrics}}
     per_element: dict[str, list[float]] = {}
     with torch.no_grad():
         for start in range(0, len(structures), batch_size):
@@ -118,15 +118,15 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
             numbers, bounds = tensors.numbers, tensors.bounds
             pred, pred_spin = tensors.predict(model)
             err = (pred - tensors.target).double()
-            if pred_spin is not None and "coulomb" in metrics:
-                spin_err = (pred_spin - tensors.spin_target).double().numpy()
-                for k, s in enumerate(chunk):
-                    e = spin_err[bounds[k]:bounds[k + 1]]
-                    total["spin"] += float(e @ metrics["coulomb"](s).astype(np.float64) @ e)
+            spin_err = (pred_spin - tensors.spin_target).double().numpy() if with_spin else None
             for k, s in enumerate(chunk):
                 e = err[bounds[k]:bounds[k + 1]].numpy()
                 for name, metric in metrics.items():
-                    total[name] += float(e @ metric(s).astype(np.float64) @ e)
+                    matrix = metric(s).astype(np.float64)
+                    total[name] += float(e @ matrix @ e)
+                    if name == "coulomb" and spin_err is not None:
+                        e_spin = spin_err[bounds[k]:bounds[k + 1]]
+                        total["spin"] += float(e_spin @ matrix @ e_spin)
                 _add_per_element(per_element, model, s["numbers"], e)
             total["abs"] += float(err.abs().sum())
             total["sq"] += float((err * err).sum())
