@@ -114,3 +114,44 @@ def test_screened_metric_is_the_response_amplified_ov_error(water):
     g = dF + 4 * v @ (dF / gaps.ravel())
     assert dc @ screened_ov_metric(w, gaps, jm) @ dc == pytest.approx(g @ g, rel=1e-8)
     assert dc @ (w @ w.T) @ dc == pytest.approx(dF @ dF, rel=1e-10)
+
+
+def test_charged_and_iodine_structures_get_their_electron_count():
+    """The metric's orbitals hold the structure's electrons: a cation's charge is applied, and iodine gets the def2
+    ECP (26 electrons for HI at def2-SVP), so the occupied block has the right size."""
+    from scfguess.density.fitting import fit_density as fit
+
+    def metric_rank(numbers, positions, charge):
+        symbols = ["H" if z == 1 else gto.mole._symbol(int(z)) for z in numbers]
+        mol = gto.M(atom=list(zip(symbols, positions)), basis="def2-svp", charge=charge, verbose=0,
+                    ecp={"I": "def2-svp"} if 53 in numbers else {})
+        coeffs = fit(mol, dft.RKS(mol, xc="pbe").get_init_guess(key="minao"))
+        m = gradient_metric(numbers, positions, coeffs, AUX, charge=charge)
+        occ, vir = label_orbitals(mol, make_auxmol(mol, AUX), coeffs)
+        return m, occ.shape[1], mol.nelectron
+
+    m, nocc, nelectron = metric_rank([53, 1], [[0, 0, 0], [0, 0, 1.61]], 0)
+    assert nelectron == 26 and nocc == 13 and np.isfinite(m).all()
+    ammonium = [[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]]
+    m_cation, nocc, nelectron = metric_rank([7, 1, 1, 1, 1], ammonium, 1)
+    assert nelectron == 10 and nocc == 5
+    with pytest.raises(ValueError, match="closed-shell"):  # neutral NH4 is a radical: the charge is what is used
+        gradient_metric([7, 1, 1, 1, 1], ammonium, np.zeros(len(m_cation)), AUX)
+
+
+def test_open_shell_structures_are_left_out_of_the_gradient_losses():
+    import torch
+
+    from workflows.train.losses import _quadratic
+    from workflows.train.metrics import MetricCache, closed_shell
+
+    radical = {"structure_id": "r", "numbers": np.array([6, 1, 1, 1]), "charge": 0, "spin": 1,
+               "coeffs": np.zeros(2)}
+    cation = {"structure_id": "c", "numbers": np.array([7, 1, 1, 1, 1]), "charge": 1, "spin": 0,
+              "coeffs": np.zeros(2)}
+    assert not closed_shell(radical) and closed_shell(cation)
+    metric = MetricCache(lambda s: np.eye(2), 1.0, applies=closed_shell)
+    err = torch.ones(4)
+    bounds = np.array([0, 2, 4])
+    assert float(_quadratic(err, bounds, [radical, cation], metric)) == 2.0
+    assert float(_quadratic(err, bounds, [cation, cation], metric)) == 4.0

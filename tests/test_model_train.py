@@ -180,8 +180,40 @@ def test_a_charge_aware_model_warm_started_from_a_local_one_predicts_the_same(sh
     for charge in (0, 1):
         np.testing.assert_allclose(model.predict(water.numbers, water.positions, charge=charge), expected,
                                    rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="only global_inputs, charge_equilibration, spin_density may be added"):
+    with pytest.raises(ValueError, match="only global_inputs, charge_equilibration, spin_density and elements"):
         warm_start(DensityModel(ModelConfig.from_dict(dict(charged, num_layers=1))), str(export))
+
+
+def test_elements_appended_by_a_warm_start_leave_the_old_ones_unchanged(shard, tmp_path):
+    """Br and I added after the source's elements (with the charge inputs): the source's molecules are predicted
+    as before, a new element starts from its free-atom reference, and a reordered element list is refused."""
+    import torch
+    from ase.build import molecule
+
+    from scfguess.model.network import DEFAULT_ELEMENTS, DensityModel, ModelConfig
+    from scfguess.model.registry import load_model
+    from workflows.train.model import warm_start
+
+    export = tmp_path / "models" / "tiny"
+    train(_config(shard, tmp_path / "a", max_epochs=1, export_to=str(export)), progress=False)
+    source = load_model(export)
+    water = molecule("H2O")
+    wider = dict(TINY_MODEL, elements=[*DEFAULT_ELEMENTS, "Br", "I"], global_inputs=["charge"],
+                 charge_equilibration=True)
+    torch.manual_seed(0)
+    model = DensityModel(ModelConfig.from_dict(wider))
+    model.set_reference("Br", np.arange(len(model.reference("Br")), dtype=float))
+    warm_start(model, str(export))
+    np.testing.assert_allclose(model.predict(water.numbers, water.positions), source.predict(water.numbers,
+                               water.positions), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        model.heads[model.elements.index("Br")].weight.zero_()
+    hbr = model.predict([35, 1], [[0, 0, 0], [0, 0, 1.41]])
+    nbr = len(model.reference("Br"))
+    assert np.allclose(hbr[:nbr], model.reference("Br")) and np.abs(hbr[:nbr]).max() > 0
+    shuffled = dict(wider, elements=["Br", *DEFAULT_ELEMENTS, "I"])
+    with pytest.raises(ValueError, match="elements appended after the source's"):
+        warm_start(DensityModel(ModelConfig.from_dict(shuffled)), str(export))
 
 
 def test_spin_density_heads_train_on_the_spin_loss_from_a_local_model(shard, tmp_path):

@@ -115,7 +115,7 @@ def screened_ov_metric(w: np.ndarray, gaps: np.ndarray, coulomb_metric: np.ndarr
 
 
 def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFAULT_ORBITAL_BASIS,
-                    xc: str = "pbe", grids_level: int = 1, screened: bool = False) -> np.ndarray:
+                    xc: str = "pbe", grids_level: int = 1, screened: bool = False, charge: int = 0) -> np.ndarray:
     """Occupied-virtual Coulomb-response metric M (or the screened Rᵀ M R) of one closed-shell structure.
 
     Parameters
@@ -132,6 +132,8 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
         DFT grid level for V_xc of the orbitals.
     screened : bool
         Return Rᵀ M R: Δcᵀ Rᵀ M R Δc is the squared first-order orbital gradient of the guess (module docstring).
+    charge : int
+        Net charge (e); the structure must be closed-shell with it. The basis's def2 ECPs are applied.
 
     Returns
     -------
@@ -142,10 +144,12 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
     from pyscf.data.elements import ELEMENTS
 
     from scfguess.density.auxbasis import coulomb_metric, make_auxmol
+    from scfguess.structures import default_ecp
 
     symbols = [ELEMENTS[int(z)] for z in numbers]
     mol = gto.M(atom=list(zip(symbols, np.asarray(positions, dtype=float).tolist())), unit="Angstrom",
-                basis=basis, spin=int(np.sum(numbers)) % 2, verbose=0)
+                basis=basis, ecp=default_ecp(basis, symbols), charge=int(charge),
+                spin=(int(np.sum(numbers)) - int(charge)) % 2, verbose=0)
     auxmol = make_auxmol(mol, auxbasis)
     occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs, xc, grids_level)
     w = ov_three_center(mol, auxmol, occ, vir)

@@ -92,10 +92,11 @@ def warm_start(model, source: str) -> None:
     """Start ``model`` from the shipped model ``source`` (a name or folder; ``NAME#K`` for member K of an ensemble):
     its weights, references and scales.
 
-    The architectures must be the same, except that ``model`` may add the global pieces (:data:`GLOBAL_SWITCHES`)
-    to a source without them: the weights that read the new inputs start at zero and the others are rescaled for
-    e3nn's fan-in normalisation, so the warm-started model predicts the source's total density exactly until
-    training moves it.
+    The architectures must be the same, except that ``model`` may add to a local source (one without global
+    pieces) the global pieces (:data:`GLOBAL_SWITCHES`) and elements after the source's own (``elements`` extends
+    the source's list). The weights that read the new inputs start at zero and the others are rescaled for e3nn's
+    fan-in normalisation, so the warm-started model predicts the source's total density exactly for the source's
+    elements until training moves it; a new element's head starts at zero (its free-atom reference alone).
     """
     from scfguess.model.registry import load_model
 
@@ -110,9 +111,12 @@ def warm_start(model, source: str) -> None:
                          f"#{len(start.members) - 1}.")
     old, new = start.config.to_dict(), model.config.to_dict()
     differs = sorted(k for k in new if new[k] != old[k])
-    if differs and (set(differs) - set(GLOBAL_SWITCHES) or start.config.takes_charge_and_spin):
+    grows_elements = new["elements"][:len(old["elements"])] == old["elements"]
+    growable = set(GLOBAL_SWITCHES) | ({"elements"} if grows_elements else set())
+    if differs and (set(differs) - growable or start.config.takes_charge_and_spin):
         raise ValueError(f"init_from={source!r}: its architecture {old} differs from this config's {new} "
-                         f"in {', '.join(differs)}; only {', '.join(GLOBAL_SWITCHES)} may be added.")
+                         f"in {', '.join(differs)}; only {', '.join(GLOBAL_SWITCHES)} and elements appended "
+                         f"after the source's may be added, to a source without global inputs.")
     if not differs:
         model.load_state_dict(start.state_dict())
         return
@@ -120,29 +124,36 @@ def warm_start(model, source: str) -> None:
 
 
 def _copy_grown(source, model) -> None:
-    """Copy ``source`` into ``model`` whose embedding and heads may read extra scalar inputs (appended last)."""
+    """Copy ``source`` into ``model``, whose embedding may read extra element and global inputs and whose heads may
+    read extra scalar inputs (appended last); the heads of added elements are left as they are."""
     import torch
 
+    n_old, n_new = len(source.elements), len(model.elements)
+    embedding_rows = list(range(n_old)) + [n_new + model.global_inputs.index(g) for g in source.global_inputs]
     with torch.no_grad():
         state = model.state_dict()  # shares storage with the model
         for name, value in source.state_dict().items():
             if state[name].shape == value.shape:
                 state[name].copy_(value)
-        for old, new in zip([source.embedding, *source.heads], [model.embedding, *model.heads]):
+        _copy_linear(source.embedding, model.embedding, embedding_rows)
+        for old, new in zip(source.heads, model.heads):
             _copy_linear(old, new)
 
 
-def _copy_linear(old, new) -> None:
-    """Copy an e3nn ``o3.Linear`` into one with more scalar inputs: each old path into the leading block of the same
-    path, times old/new path weight (the fan-in normalisation); the new inputs' weights zero."""
+def _copy_linear(old, new, rows=None) -> None:
+    """Copy an e3nn ``o3.Linear`` into one with more scalar inputs: each old path into the same path, times
+    old/new path weight (the fan-in normalisation); the new inputs' weights zero.
+
+    ``rows`` (one-path linears only) places old input channel i at new channel ``rows[i]``; by default the old
+    channels are the leading block."""
     new.weight.zero_()
     offsets_new = _path_offsets(new)
     for key, (start, ins) in _path_offsets(old).items():
         new_start, new_ins = offsets_new[key]
         block = old.weight[start:start + ins.path_shape[0] * ins.path_shape[1]].reshape(ins.path_shape)
         target = new.weight[new_start:new_start + new_ins.path_shape[0] * new_ins.path_shape[1]]
-        target.view(new_ins.path_shape)[:ins.path_shape[0], :ins.path_shape[1]] = (
-            block * (ins.path_weight / new_ins.path_weight))
+        index = list(range(ins.path_shape[0])) if rows is None else rows
+        target.view(new_ins.path_shape)[index, :ins.path_shape[1]] = block * (ins.path_weight / new_ins.path_weight)
 
 
 def _path_offsets(linear) -> dict:
