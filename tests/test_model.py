@@ -228,3 +228,15 @@ def test_atomic_reference_is_spherical_and_counts_electrons():
     mol = gto.M(atom="O 0 0 0", basis="def2-svp", verbose=0)
     assert np.count_nonzero(c) <= 6
     assert abs(aux_integrals(make_auxmol(mol)) @ c - 8.0) < 0.05  # the Coulomb fit keeps N to ~1e-2
+
+
+@pytest.mark.parametrize("symbol, valence", [("Br", 35), ("I", 25)])
+def test_heavy_halogen_references_hold_their_electrons(symbol, valence):
+    """Iodine's reference is taken under its def2 ECP (25 valence electrons); PySCF's minao projection would hold
+    only 23.3 of them, so an ECP atom's reference must come from the atomic HF density."""
+    from scfguess.density.auxbasis import aux_integrals, make_auxmol
+
+    c = atomic_reference_coefficients(symbol)
+    mol = gto.M(atom=f"{symbol} 0 0 0", basis="def2-svp", ecp={"I": "def2-svp"}, spin=1, verbose=0)
+    assert abs(aux_integrals(make_auxmol(mol)) @ c - valence) < 0.05
+    assert np.all(c[:3] > 0)  # no oscillating fit (the minao one starts 15.1, 15.8, -6.4)
