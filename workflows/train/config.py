@@ -64,9 +64,9 @@ class TrainConfig:
         Model folder to export the best weights into.
     init_from : str, optional
         Warm start: a shipped model (name or folder; ``NAME#K`` for member K of an ensemble) with the same
-        architecture (or that architecture plus the global-charge switches) whose weights, references and
-        output scales replace the fresh initialisation; optimiser and schedule start fresh. Recorded in the
-        exported metadata.
+        architecture (or, from a local source, that architecture plus the global-charge switches and elements
+        appended to its list) whose weights, references and output scales replace the fresh initialisation;
+        optimiser and schedule start fresh. Recorded in the exported metadata.
     description : str
         One line stored in the exported metadata.
     """
