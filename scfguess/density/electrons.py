@@ -1,6 +1,7 @@
 """Densities expressed in an auxiliary basis: electron count, charge projection, values on a grid."""
 
 import numpy as np
+from pyscf import lib
 from pyscf.dft import gen_grid, numint
 
 from scfguess.density.auxbasis import aux_integrals, coulomb_metric
@@ -9,6 +10,10 @@ from scfguess.density.fitting import solve_metric
 #: Points where the fitted density is below this (a.u.) are treated as vacuum:
 #: ρ, ∇ρ and τ are set to zero there, so they add nothing to E_xc or V_xc.
 DENSITY_FLOOR = 1e-10
+
+#: MB of auxiliary-function values evaluated at once, per thread: small enough to stay in cache between
+#: evaluating and contracting them (3.3x faster than 200 MB chunks for a 29-atom molecule, one thread).
+AUX_CHUNK_MB = 4.0
 
 
 def electron_count(auxmol, coeffs):
@@ -99,7 +104,7 @@ def _moment_columns(auxmol, dipoles: bool) -> np.ndarray:
     return columns
 
 
-def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
+def density_on_points(auxmol, coeffs, coords, xctype, max_memory=None):
     """Density of the functional's type at points, in PySCF's row layout.
 
     Parameters
@@ -109,8 +114,9 @@ def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
     coords : ndarray (ngrid, 3)
         Bohr.
     xctype : {"LDA", "GGA", "MGGA"}
-    max_memory : float
-        MB for auxiliary-function values at once (points are taken in chunks).
+    max_memory : float, optional
+        MB for auxiliary-function values at once (points are taken in chunks); default
+        :data:`AUX_CHUNK_MB` per thread.
 
     Returns
     -------
@@ -123,7 +129,7 @@ def density_on_points(auxmol, coeffs, coords, xctype, max_memory=200):
     return _functional_rows(_values(auxmol, [coeffs], coords, xctype, max_memory)[0], xctype)
 
 
-def spin_densities_on_points(auxmol, coeffs, spin_coeffs, coords, xctype, max_memory=200):
+def spin_densities_on_points(auxmol, coeffs, spin_coeffs, coords, xctype, max_memory=None):
     """α and β densities ρ_σ = (ρ ± m)/2 of a total and a spin density, each clamped, (2, ...) rows.
 
     Each spin density is treated as :func:`density_on_points` treats the total one (floor, von Weizsäcker τ),
@@ -147,7 +153,10 @@ def _values(auxmol, coefficient_sets, coords, xctype, max_memory):
     """Values (and gradients for GGA/MGGA) of densities at points: list of (ncomp, ngrid), ncomp 1 or 4."""
     deriv = 0 if xctype == "LDA" else 1
     ncomp = 1 if deriv == 0 else 4
-    chunk = max(gen_grid.BLKSIZE, int(max_memory * 1e6 / (8 * ncomp * auxmol.nao)) // gen_grid.BLKSIZE * gen_grid.BLKSIZE)
+    if max_memory is None:
+        max_memory = AUX_CHUNK_MB * lib.num_threads()
+    blocks = int(max_memory * 1e6 / (8 * ncomp * auxmol.nao)) // gen_grid.BLKSIZE
+    chunk = max(1, blocks) * gen_grid.BLKSIZE
     out = [np.empty((ncomp, len(coords))) for _ in coefficient_sets]
     for p0 in range(0, len(coords), chunk):
         part = coords[p0:p0 + chunk]
