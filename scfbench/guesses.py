@@ -29,7 +29,8 @@ import numpy as np
 from scfguess.guess import Guess, ml_guess, oracle_from_dm
 from scfguess.scf import PYSCF_GUESSES, match_spin_layout
 
-__all__ = ["GUESS_KINDS", "GuessSpec", "parse_guess", "ConvergedReference", "make_guess", "guess_quality"]
+__all__ = ["GUESS_KINDS", "GuessSpec", "parse_guess", "ConvergedReference", "make_guess", "guess_quality",
+           "commutator_norm"]
 
 #: Every guess kind scfbench knows.
 GUESS_KINDS: tuple[str, ...] = (*PYSCF_GUESSES, "pbe-first", "oracle", "ml")
@@ -165,14 +166,27 @@ def guess_quality(mf, dm) -> tuple[float, float]:
     s1e = mf.get_ovlp(mol)
     vhf = mf.get_veff(mol, dm)
     energy = float(mf.energy_tot(dm, h1e, vhf))
-    fock = np.asarray(mf.get_fock(h1e, s1e, vhf, dm))
+    return energy, commutator_norm(mf.get_fock(h1e, s1e, vhf, dm), dm, s1e)
+
+
+def commutator_norm(fock, dm, s1e) -> float:
+    """Frobenius norm of ``F D S - S D F`` in the Löwdin-orthogonalised AO basis, summed over spins (Hartree).
+
+    Parameters
+    ----------
+    fock, dm : ndarray (nao, nao) or (2, nao, nao)
+        Fock matrix of ``dm`` and the density matrix.
+    s1e : ndarray (nao, nao)
+        Overlap matrix.
+    """
     w, v = np.linalg.eigh(s1e)
     keep = w > 1e-10
     x = (v[:, keep] / np.sqrt(w[keep])) @ v[:, keep].T
+    fock, dm = np.asarray(fock), np.asarray(dm)
     focks = fock if fock.ndim == 3 else fock[None]
     dms = dm if dm.ndim == 3 else dm[None]
     total = 0.0
     for f, d in zip(focks, dms):
         comm = f @ d @ s1e - s1e @ d @ f
         total += float(np.sum((x.T @ comm @ x) ** 2))
-    return energy, float(np.sqrt(total))
+    return float(np.sqrt(total))

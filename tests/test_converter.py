@@ -201,3 +201,23 @@ def test_spin_density_gives_spin_polarised_guess():
     water = fit_density(closed.mol, closed.get_init_guess())
     np.testing.assert_array_equal(density_to_dm(closed, water, spin_coeffs=np.ones_like(water)),
                                   density_to_dm(closed, water))  # closed shells ignore a spin density
+
+
+def test_profile_scores_the_guess_and_minao_from_the_first_cycle(tmp_path):
+    """The size profile's cycle half: the first cycle's Fock matrix gives the guess's energy and gradient norm (as
+    SCFbench's guess_quality computes them), and minao is scored beside it."""
+    from scfbench.guesses import guess_quality
+    from scfguess.scf import ScfSettings, make_scf
+    from scfguess.structures import to_mole
+    from workflows.checks.converter_profile import SETTINGS, _structure, profile_guess, profile_cycle
+
+    guess_file = str(tmp_path / "guess.npy")
+    row = profile_guess("g2:g2-CH3CH2OH", 2000, guess_file)
+    row.update(profile_cycle("g2:g2-CH3CH2OH", 2000, guess_file))
+    mf = make_scf(to_mole(_structure("g2:g2-CH3CH2OH"), SETTINGS["basis"]), SETTINGS["xc"], ScfSettings())
+    mf.grids.build(with_non0tab=True)  # the profile scores on the unpruned SCF grid
+    energy, gnorm = guess_quality(mf, np.load(guess_file))
+    assert row["guess_energy"] == pytest.approx(energy, abs=1e-8)
+    assert row["guess_gnorm"] == pytest.approx(gnorm, rel=1e-6)
+    assert 0 < row["guess_gnorm"] < row["minao_gnorm"]
+    assert row["cycle_seconds"] > 0 and row["inference_seconds"] > 0
