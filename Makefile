@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer train-2h check-wheel
+.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain train-2h train-v9 train-v9-local check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,34 @@ train-2h: $(STAMP)
 	$(call TRAIN_BOTH,nequip-l-v8-g,nequip-l-v8-s1-g)
 	$(PY) -m workflows.train.ensemble nequip-l-v8-ens nequip-l-v8-g nequip-l-v8-s1-g \
 	    --description 'The mean of two members trained from scratch within the 2-hour budget (make train-2h).'
+
+# The wider-domain recipe (models/nequip-v9-ens/model_card.md), after train-2h: both members of nequip-l-v8-ens
+# warm-started with Br and I, the total charge and 2S as inputs, the learned charge equilibration and spin-density
+# heads, 90 min on every labelled structure (one core each); the orbital-gradient metrics of both fine-tuning
+# samples (2 processes); both 20-min orbital-gradient fine-tunes; their mean. About 2.5 h; resumable like train-2h.
+# train-v9-local is the same recipe for the local control (no global inputs, no spin heads).
+define TRAIN_V9
+	$(call TRAIN_BOTH,$(1)-w,$(1)-s1-w)
+	$(TRAIN)/$(1)-g.yaml --precompute-metrics 2
+	$(TRAIN)/$(1)-s1-g.yaml --precompute-metrics 2
+	$(call TRAIN_BOTH,$(1)-g,$(1)-s1-g)
+	$(PY) -m workflows.train.ensemble $(1)-ens runs/models/$(1)-g runs/models/$(1)-s1-g \
+	    --description '$(2)'
+endef
+train-v9: $(STAMP)
+	$(call TRAIN_V9,nequip-v9,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads (make train-v9).)
+train-v9-local: $(STAMP)
+	$(call TRAIN_V9,nequip-v9-local,The local control of nequip-v9-ens: the same recipe without global inputs or spin-density heads (make train-v9-local).)
+
+# The wider domain against minao (PBE/def2-SVP): ions, radicals, bromides and iodides, and anions with diffuse
+# functions. ML picks the model as in bench-model.
+DOMAIN = $(VENV)/bin/scfbench run --xc pbe --guess minao,$(ML) --workers $(WORKERS)
+bench-domain: $(STAMP)
+	$(DOMAIN) --basis def2-svp --molecules ions --limit 20 --out benchmarks/domain/ions/runs.sqlite
+	$(DOMAIN) --basis def2-svp --molecules radicals --limit 15 --out benchmarks/domain/radicals/runs.sqlite
+	$(DOMAIN) --basis def2-svp --molecules nci-halogen --limit 24 --out benchmarks/domain/nci-halogen/runs.sqlite
+	$(DOMAIN) --basis def2-svpd --molecules ions --limit 20 --out benchmarks/domain/ions-svpd/runs.sqlite
+	for s in ions radicals nci-halogen ions-svpd; do $(VENV)/bin/scfbench report benchmarks/domain/$$s/runs.sqlite; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
