@@ -59,8 +59,8 @@ EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
 AUTO_EXCHANGE = "diag:2"
 #: Grid level for V_xc of the guess (None: the SCF's own grid); see ``_converter_grids``.
 DEFAULT_GRIDS_LEVEL = 1
-#: MB for one block of orbital values on the grid (auxiliary values are chunked separately); blocks of 50 MB made
-#: V_xc 1.3x faster than 500 MB ones for a 29-atom molecule (less memory traffic).
+#: MB for one block of orbital values on the grid (auxiliary values are chunked separately); larger blocks only
+#: add memory traffic.
 XC_BLOCK_MEMORY = 50
 #: ``fix_charge="auto"`` projects when the count is off by more than this (electrons).
 CHARGE_TOLERANCE = 1e-4

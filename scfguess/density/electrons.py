@@ -12,7 +12,7 @@ from scfguess.density.fitting import solve_metric
 DENSITY_FLOOR = 1e-10
 
 #: MB of auxiliary-function values evaluated at once, per thread: small enough to stay in cache between
-#: evaluating and contracting them (3.3x faster than 200 MB chunks for a 29-atom molecule, one thread).
+#: evaluating and contracting them (larger chunks make the evaluation memory-bound).
 AUX_CHUNK_MB = 4.0
 
 
