@@ -331,6 +331,18 @@ def test_data_report_counts_atoms_and_label_cost(labelled):
         data_report(tmp / "data", first_shard=1)
     with pytest.raises(FileNotFoundError, match="no labelled data"):
         data_report(tmp / "nothing")
+    assert report["domain"] == {"cations": 0, "anions": 0, "zwitterions": 0, "charged_21_40_atoms": 0,
+                                "open_shell": 0}
+
+
+def test_domain_counts_of_a_shard():
+    from workflows.data.report import _domain_counts
+
+    shard = {K.CHARGE_KEY: np.array([1, -1, 0, 0, 0]), K.SPIN_KEY: np.array([0, 0, 0, 1, 0]),
+             K.SOURCE_KEY: np.array([b"cation", b"anion", b"zwitterion", b"radical", b"whole"]),
+             K.ATOM_OFFSETS_KEY: np.cumsum([0, 25, 12, 30, 16, 35])}
+    assert _domain_counts(shard) == {"cations": 1, "anions": 1, "zwitterions": 1, "charged_21_40_atoms": 2,
+                                     "open_shell": 1}
 
 
 def test_relabel_reproduces_stored_coefficients(labelled):
