@@ -162,6 +162,7 @@ def _base_record(job: Job) -> dict:
         "converged": False,
         "energy": None,
         "s2": None,
+        "stable": None,
         "guess_seconds": None,
         "inference_seconds": None,
         "conversion_seconds": None,
@@ -183,8 +184,9 @@ def run_job(job: Job) -> dict:
     (``guess_seconds``; ``inference_seconds`` and ``conversion_seconds`` for ml/oracle; ``scf_seconds`` for
     ``mf.kernel`` alone), Fock builds (``guess_fock_builds`` hidden in the guess, ``fock_builds`` = cycles +
     hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
-    ``s2`` (⟨S²⟩ of the final UKS determinant for open shells, else None) and ``status`` ("ok" or "failed" with
-    ``error``).
+    ``s2`` (⟨S²⟩ of the final UKS determinant for open shells, else None), ``stable`` (open shells: whether the
+    converged state passed PySCF's internal stability analysis, run after the timing; else None) and ``status``
+    ("ok" or "failed" with ``error``).
     """
     from scfbench.parallel import format_error
 
@@ -246,6 +248,8 @@ def _run(job: Job, record: dict) -> None:
     record["energy"] = float(mf_run.e_tot)
     if mol.spin:
         record["s2"] = float(mf_run.spin_square()[0])
+        if mf_run.converged and not settings.gpu:  # which of two different converged states is a minimum
+            record["stable"] = bool(mf_run.stability(return_status=True)[2])
     if job.guess.kind == "minao" and not settings.gpu:
         _store_reference(job, mf_run)
     record["fock_builds"] = int(mf_run.cycles) + guess.fock_builds

@@ -59,7 +59,8 @@ SUMMARY_KEYS: tuple[str, ...] = ("guess", "basis", "xc", "n", "converged", "same
 
 #: Keys of every run (JSON ``runs``), in order; other tools read these names.
 RUN_KEYS: tuple[str, ...] = ("molecule", "natoms", "charge", "spin", "guess", "basis", "xc", "cycles", "converged",
-                             "energy", "delta_e", "s2", "delta_s2", "guess_seconds", "scf_seconds", "fock_builds")
+                             "energy", "delta_e", "s2", "delta_s2", "stable", "guess_seconds", "scf_seconds",
+                             "fock_builds")
 
 
 def size_bin(natoms: int) -> str:
@@ -91,7 +92,7 @@ def annotate(records: list[dict]) -> list[dict]:
     """Copies of the records with ``delta_e`` and the per-molecule ratios against their minao reference.
 
     Added keys: ``delta_e`` (Hartree, energy minus the reference energy; NaN unless both converged), ``delta_s2``
-    (⟨S²⟩ minus the reference's, open shells; NaN otherwise),
+    (⟨S²⟩ minus the reference's, open shells; NaN otherwise), ``reference_stable`` (the reference's ``stable``),
     ``reference`` (bool: a converged reference exists), ``cycle_ratio``, ``fock_ratio``, ``wall_ratio``,
     ``overhead_cycles``, ``cycle_seconds`` (NaN where undefined), ``size_bin``. A guess label stored with more than one model
     (``ml`` before and after the default model changed) becomes ``LABEL@SHA8`` so that models are never mixed.
@@ -119,6 +120,7 @@ def annotate(records: list[dict]) -> list[dict]:
                         if has_ref and ok and r.get("converged") else math.nan)
         a["delta_s2"] = (_num(r.get("s2")) - _num(ref.get("s2"))
                          if has_ref and ok and r.get("converged") else math.nan)
+        a["reference_stable"] = ref.get("stable") if has_ref else None
         a["cycle_ratio"] = a["fock_ratio"] = a["wall_ratio"] = a["overhead_cycles"] = math.nan
         if has_ref:
             ref_cycles = float(ref["cycles"])

@@ -26,7 +26,7 @@ REFERENCE_RIC = (((26, 60), (0.667, 0.667), "reference paper, 26-60 atoms"),
 
 _EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
                    "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256",
-                   "reference_cycles", "pbe_cycles", "nao")
+                   "reference_cycles", "pbe_cycles", "nao", "reference_stable")
 
 
 def _shared(dicts: list[dict]) -> dict:
@@ -127,6 +127,10 @@ def _one_line(text, width=160) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _stability(stable) -> str:
+    return {True: "stable", False: "unstable"}.get(stable, "not analysed")
+
+
 def format_table(report: dict) -> str:
     """Terminal table: one block per (basis, xc), the breakdown by atom-count bin when there is more than one bin,
     then the failed runs with their errors and the molecules left out."""
@@ -154,6 +158,17 @@ def format_table(report: dict) -> str:
             lines.append(f"  {r['molecule']} / {r['guess']} / {r['xc']}/{r['basis']}: {_one_line(r.get('error'))}")
         if len(failed) > MAX_LISTED_FAILURES:
             lines.append(f"  ... and {len(failed) - MAX_LISTED_FAILURES} more (all in --csv and --json)")
+        lines.append("")
+    other_states = [r for r in report["runs"] if r.get("guess") != "minao" and r.get("spin")
+                    and (abs(r.get("delta_e") or 0.0) >= report["settings"]["same_energy_tolerance"]
+                         or abs(r.get("delta_s2") or 0.0) > S2_TOLERANCE)]
+    if other_states:
+        lines.append(f"open shells converged to another state than minao's ({len(other_states)}; internal stability "
+                     "of each converged state):")
+        for r in other_states:
+            lines.append(f"  {r['molecule']} / {r['guess']} / {r['xc']}/{r['basis']}: dE {r['delta_e']:+.2e} Ha, "
+                         f"d<S^2> {r['delta_s2']:+.3f}; {_stability(r.get('stable'))} (minao's: "
+                         f"{_stability(r.get('reference_stable'))})")
         lines.append("")
     if report.get("skipped"):
         lines.append(f"left out ({len(report['skipped'])} molecules, in no ratio): elements a density model does "

@@ -17,7 +17,7 @@ from scfbench.guesses import parse_guess
 from scfbench.jobs import Job, run_job
 from scfguess.scf import ScfSettings
 from scfbench.metrics import RUN_KEYS, SUMMARY_KEYS, annotate, summarize
-from scfbench.report import build_report, to_json
+from scfbench.report import build_report, format_table, to_json
 from scfguess.structures import Structure
 
 SMALL_XYZ = ("3\nname=water\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n"
@@ -72,7 +72,9 @@ def test_open_shell_records_hold_s2_and_every_start_reaches_the_same_state():
         assert r["status"] == "ok", r["error"]
         assert r["s2"] == pytest.approx(0.75, abs=0.02)
     assert records["oracle"]["s2"] == pytest.approx(records["minao"]["s2"], abs=1e-6)
-    assert run_job(Job(HF, "sto-3g", "pbe", parse_guess("minao"), settings))["s2"] is None
+    assert all(r["stable"] is True for r in records.values())  # the doublet ground state
+    closed = run_job(Job(HF, "sto-3g", "pbe", parse_guess("minao"), settings))
+    assert closed["s2"] is None and closed["stable"] is None
 
 
 def test_job_key_covers_every_setting_and_model():
@@ -231,6 +233,17 @@ def test_open_shell_at_the_same_energy_but_another_s2_is_not_the_same_state():
     assert g["same_energy"] == pytest.approx(0.5)  # b: |d<S^2>| = 0.046 > 0.01
     run = next(r for r in json.loads(to_json(build_report(records)))["runs"] if r["molecule"] == "b" and r["guess"] == "g")
     assert run["delta_s2"] == pytest.approx(0.046)
+
+
+def test_report_names_open_shells_that_reached_another_state_with_their_stability():
+    records = [_record("a", "minao", 10), _record("a", "g", 5), _record("b", "minao", 10),
+               _record("b", "g", 7, energy=-0.9)]
+    for record, stable in zip(records, (True, True, True, False)):
+        record.update(spin=1, s2=0.754, stable=stable)
+    text = format_table(build_report(records))
+    assert "open shells converged to another state than minao's (1;" in text
+    assert "b / g / x/b: dE +1.00e-01 Ha, d<S^2> +0.000; unstable (minao's: stable)" in text
+    assert "  a / g" not in text
 
 
 def test_one_label_with_two_models_is_reported_per_model():
