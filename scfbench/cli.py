@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--limit", type=int, help="first N molecules of each set")
     sel.add_argument("--sample", type=int, help="N molecules of each set drawn at random (see --seed)")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
-    p.add_argument("--guess", default="minao", help=f"comma-separated guesses: {', '.join(GUESS_KINDS)}, ml:MODEL")
+    p.add_argument("--guess", default="minao", help=f"comma-separated guesses: {', '.join(GUESS_KINDS)}, ml:MODEL; "
+                   "ml and oracle with +EXCHANGE for hybrids (ml+sad, ml+diag:2)")
     p.add_argument("--basis", default="def2-svp", help="comma-separated orbital bases (default def2-svp)")
     p.add_argument("--xc", default="pbe", help="comma-separated functionals (default pbe)")
     p.add_argument("--density-fit", action=argparse.BooleanOptionalAction, default=d.density_fit,

@@ -43,35 +43,60 @@ class GuessSpec:
     Attributes
     ----------
     label : str
-        As given (``"ml:small"``); recorded with every result.
+        As given (``"ml:small"``, ``"ml+sad"``); recorded with every result.
     kind : str
         One of :data:`GUESS_KINDS`.
     model : str or None
         Model name for ``ml:NAME``; None for the default model and for other kinds.
+    exchange : str or None
+        Exact-exchange treatment of the converter for ``ml`` and ``oracle`` (``+EXCHANGE`` after the label, one of
+        :data:`scfguess.density.converter.EXCHANGE_CHOICES`, ``diag:N`` or ``pbe:N``); None: the converter's
+        ``"auto"``.
     """
 
     label: str
     kind: str
     model: str | None = None
+    exchange: str | None = None
+
+    @property
+    def convert_options(self) -> dict:
+        """Keyword arguments for the converter (empty for its defaults)."""
+        return {} if self.exchange is None else {"exchange": self.exchange}
 
 
 def parse_guess(label: str) -> GuessSpec:
     """Validate one guess label.
 
+    ``ml`` and ``oracle`` take the converter's exchange treatment for hybrids after a ``+``: ``ml+sad``,
+    ``ml:NAME+diag:2``, ``oracle+none``.
+
     Raises
     ------
     ValueError
-        Unknown guess name, or ``ml:`` without a model name.
+        Unknown guess name, ``ml:`` without a model name, or an exchange treatment the converter does not know
+        or on a guess without a converter.
     """
+    from scfguess.density.converter import resolve_exchange
+
     text = label.strip()
-    kind, sep, model = text.partition(":")
+    base, plus, exchange = text.partition("+")
+    if plus:
+        try:
+            resolve_exchange(exchange)
+        except ValueError as exc:
+            raise ValueError(f"guess {label!r}: {exc}") from None
+    kind, sep, model = base.partition(":")
     if sep and kind == "ml":
         if not model:
             raise ValueError(f"guess {label!r} names no model; write 'ml' for the default model or 'ml:NAME'.")
-        return GuessSpec(text, "ml", model)
-    if text in GUESS_KINDS:
-        return GuessSpec(text, text, None)
-    raise ValueError(f"unknown guess {label!r}; known guesses: {', '.join(GUESS_KINDS)}, ml:MODEL.")
+        return GuessSpec(text, "ml", model, exchange or None)
+    if base in GUESS_KINDS:
+        if plus and base not in ("ml", "oracle"):
+            raise ValueError(f"guess {label!r}: only ml and oracle take an exchange treatment (+EXCHANGE).")
+        return GuessSpec(text, base, None, exchange or None)
+    raise ValueError(f"unknown guess {label!r}; known guesses: {', '.join(GUESS_KINDS)}, ml:MODEL, and ml or "
+                     "oracle with +EXCHANGE.")
 
 
 @dataclass(frozen=True)
@@ -131,12 +156,12 @@ def make_guess(spec: GuessSpec, mf, make_scf, model=None, reference: ConvergedRe
             mf_ref = make_scf(None, None)
             mf_ref.kernel(dm0=mf_ref.get_init_guess(mf_ref.mol, key="minao"))
             reference = ConvergedReference(mf_ref.make_rdm1(), int(mf_ref.cycles), bool(mf_ref.converged))
-        guess = oracle_from_dm(mf, mf.mol, reference.dm)
+        guess = oracle_from_dm(mf, mf.mol, reference.dm, **spec.convert_options)
         guess.extra = {"reference_cycles": reference.cycles, "reference_converged": reference.converged,
                        "exchange": guess.exchange}
         return guess
     if spec.kind == "ml":
-        guess = ml_guess(mf, model)
+        guess = ml_guess(mf, model, **spec.convert_options)
         guess.extra = {"exchange": guess.exchange}
         return guess
     raise ValueError(f"unknown guess kind {spec.kind!r}.")

@@ -498,3 +498,21 @@ def test_version_and_usage_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("usage: scfbench ") and err.splitlines()[-1].startswith("scfbench: error: ")
     assert "(see scfbench --help)" in err
+
+
+def test_guess_labels_carry_the_converters_exchange_treatment():
+    spec = parse_guess("ml:nequip-l-v8-ens+diag:2")
+    assert (spec.kind, spec.model, spec.exchange) == ("ml", "nequip-l-v8-ens", "diag:2")
+    assert spec.convert_options == {"exchange": "diag:2"}
+    assert parse_guess("oracle+sad").exchange == "sad" and parse_guess("ml").convert_options == {}
+    for bad, message in (("ml+exact", "unknown exchange treatment"), ("minao+sad", "only ml and oracle")):
+        with pytest.raises(ValueError, match=message):
+            parse_guess(bad)
+
+
+def test_exchange_treatment_reaches_the_converter():
+    """B3LYP water from the oracle: 'sad' exchange costs one K build, 'none' none, the default ('diag:2') two."""
+    settings = ScfSettings(grids_level=0)
+    builds = {label: run_job(Job(WATER, "sto-3g", "b3lyp", parse_guess(label), settings))["guess_k_builds"]
+              for label in ("oracle", "oracle+sad", "oracle+none")}
+    assert builds == {"oracle": 2, "oracle+sad": 1, "oracle+none": 0}

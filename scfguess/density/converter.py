@@ -251,7 +251,8 @@ def _coulomb(mf, auxmol, coeffs):
     return coulomb_matrix(mf.mol, auxmol, coeffs)
 
 
-def _resolve_exchange(exchange):
+def resolve_exchange(exchange):
+    """(name, repeats) of an ``exchange=`` choice; ValueError naming the choices for an unknown one."""
     if not isinstance(exchange, str):
         raise ValueError(f"exchange must be a string, one of {EXCHANGE_CHOICES}")
     name, _, count = exchange.partition(":")
@@ -261,7 +262,7 @@ def _resolve_exchange(exchange):
     if count and (not count.isdigit() or int(count) < 1):
         raise ValueError(f"'{name}:N' needs a positive integer N, got {exchange!r}")
     if name == "auto":
-        return _resolve_exchange(AUTO_EXCHANGE)
+        return resolve_exchange(AUTO_EXCHANGE)
     return name, (int(count) if count else {"pbe": 3, "diag": 1}.get(name, 0))
 
 
@@ -340,7 +341,7 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
     """
     t_start = time.perf_counter()
     _check_scf(mf)
-    exchange_name, repeats = _resolve_exchange(exchange)
+    exchange_name, repeats = resolve_exchange(exchange)
     if fix_charge not in ("auto", True, False):
         raise ValueError(f"fix_charge must be 'auto', True or False, got {fix_charge!r}")
     mol = mf.mol
