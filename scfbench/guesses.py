@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scfguess.guess import Guess, ml_guess, oracle_from_dm
+from scfguess.guess import Guess, check_exchange, ml_guess, oracle_from_dm
 from scfguess.scf import PYSCF_GUESSES, match_spin_layout
 
 __all__ = ["GUESS_KINDS", "GuessSpec", "parse_guess", "ConvergedReference", "make_guess", "guess_quality",
@@ -50,7 +50,7 @@ class GuessSpec:
         Model name for ``ml:NAME``; None for the default model and for other kinds.
     exchange : str or None
         Exact-exchange treatment of the converter for ``ml`` and ``oracle`` (``+EXCHANGE`` after the label, one of
-        :data:`scfguess.density.converter.EXCHANGE_CHOICES`, ``diag:N`` or ``pbe:N``); None: the converter's
+        :func:`scfguess.guess.check_exchange`); None: the converter's
         ``"auto"``.
     """
 
@@ -77,13 +77,11 @@ def parse_guess(label: str) -> GuessSpec:
         Unknown guess name, ``ml:`` without a model name, or an exchange treatment the converter does not know
         or on a guess without a converter.
     """
-    from scfguess.density.converter import resolve_exchange
-
     text = label.strip()
     base, plus, exchange = text.partition("+")
     if plus:
         try:
-            resolve_exchange(exchange)
+            check_exchange(exchange)
         except ValueError as exc:
             raise ValueError(f"guess {label!r}: {exc}") from None
     kind, sep, model = base.partition(":")

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scfguess.density.auxbasis import DEFAULT_AUXBASIS
-from scfguess.density.converter import convert
+from scfguess.density.converter import convert, resolve_exchange
 from scfguess.density.fitting import fit_density
 from scfguess.scf import check_geometry, check_memory, spin_layout
 from scfguess.structures import atomic_numbers
@@ -74,6 +74,13 @@ class Prediction(NamedTuple):
     coeffs: np.ndarray
     spin_coeffs: np.ndarray | None
     model: object
+
+
+def check_exchange(exchange: str) -> str:
+    """``exchange`` if the converter knows it ("auto", "sad", "diag[:N]", "pbe[:N]", "none"); else ValueError
+    naming the choices."""
+    resolve_exchange(exchange)
+    return exchange
 
 
 def predict_coefficients(mol, model=None) -> Prediction:
