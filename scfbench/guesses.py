@@ -49,9 +49,8 @@ class GuessSpec:
     model : str or None
         Model name for ``ml:NAME``; None for the default model and for other kinds.
     exchange : str or None
-        Exact-exchange treatment of the converter for ``ml`` and ``oracle`` (``+EXCHANGE`` after the label, one of
-        :func:`scfguess.guess.check_exchange`); None: the converter's
-        ``"auto"``.
+        Exact-exchange treatment of the converter for ``ml`` and ``oracle`` (``+EXCHANGE`` after the label,
+        checked by :func:`scfguess.guess.check_exchange`); None: the converter's ``"auto"``.
     """
 
     label: str
