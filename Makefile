@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain train-2h train-v9 train-v9-local check-wheel
+.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size bench-matrix train-2h train-v9 train-v9-local check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,28 @@ bench-domain: $(STAMP)
 	$(DOMAIN) --basis def2-svp --molecules nci-halogen --limit 24 --out benchmarks/domain/nci-halogen/runs.sqlite
 	$(DOMAIN) --basis def2-svpd --molecules ions --limit 20 --out benchmarks/domain/ions-svpd/runs.sqlite
 	for s in ions radicals nci-halogen ions-svpd; do $(VENV)/bin/scfbench report benchmarks/domain/$$s/runs.sqlite; done
+
+# Size (PBE/def2-SVP, ML against minao): full SCFs at 61-100 and > 100 atoms, peptides and polymers up to 115
+# atoms, then B3LYP at 61-100 atoms with the converter's default exchange and with minao's (one worker, two threads,
+# 10 GB). Hours each; resumable. The guess alone at 200-400 atoms: python -m workflows.checks.converter_profile.
+SIZE = $(VENV)/bin/scfbench run --basis def2-svp --guess minao,$(ML) --workers $(WORKERS)
+bench-size: $(STAMP)
+	$(SIZE) --xc pbe --molecules nci-61-100 --limit 6 --out benchmarks/size/nci-61-100/runs.sqlite
+	$(SIZE) --xc pbe --molecules nci-gt100 --limit 3 --out benchmarks/size/nci-gt100/runs.sqlite
+	$(SIZE) --xc pbe --molecules peptides --limit 4 --out benchmarks/size/peptides/runs.sqlite
+	$(SIZE) --xc pbe --molecules polymers --limit 2 --out benchmarks/size/polymers/runs.sqlite
+	OMP_NUM_THREADS=2 $(VENV)/bin/scfbench run --basis def2-svp --xc b3lyp --guess minao,$(ML),$(ML)+sad \
+	    --workers 1 --max-memory 10000 --molecules nci-61-100 --limit 4 --out benchmarks/size/b3lyp-nci-61-100/runs.sqlite
+	$(VENV)/bin/scfbench report benchmarks/size/nci-61-100/runs.sqlite benchmarks/size/nci-gt100/runs.sqlite \
+	    benchmarks/size/peptides/runs.sqlite benchmarks/size/polymers/runs.sqlite --plot benchmarks/size
+
+# Sizes x bases x functionals, compact: nci-26-40 (4 molecules), four functionals at def2-SVP, two at def2-TZVP.
+MATRIX = $(VENV)/bin/scfbench run --molecules nci-26-40 --limit 4 --guess minao,$(ML) --workers $(WORKERS) \
+	--out benchmarks/matrix/runs.sqlite
+bench-matrix: $(STAMP)
+	$(MATRIX) --basis def2-svp --xc pbe,b3lyp,r2scan,wb97x-d3bj
+	$(MATRIX) --basis def2-tzvp --xc pbe,b3lyp
+	$(VENV)/bin/scfbench report benchmarks/matrix/runs.sqlite
 
 clean:
 	rm -rf $(VENV) build *.egg-info
