@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,22 @@ def test_ensemble_of_two_trained_models(shard, tmp_path):
     levels = guess_quality_of_models([str(exports[0])], str(xyz), None, grids_levels=(0, 2))
     coarse, fine = levels["tiny-0@grid0"], levels["tiny-0@grid2"]
     assert coarse["per_molecule"] != fine["per_molecule"] and coarse["conversion_seconds"] > 0
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "workflows" / "configs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_committed_config_reads_and_finds_its_shards(path, monkeypatch):
+    """The recipes the Makefile and the model cards name: valid fields, a buildable model, shards on disk, and a
+    warm start from a model or from another recipe's export."""
+    import glob
+
+    from scfguess.model.network import ModelConfig
+
+    monkeypatch.chdir(path.parents[2])
+    cfg = TrainConfig.from_yaml(path)
+    ModelConfig.from_dict(cfg.model)
+    for pattern in cfg.shards:
+        assert glob.glob(pattern), f"{path.name}: no shard matches {pattern}"
+    if cfg.init_from and cfg.init_from.startswith("runs/models/"):
+        source = Path(cfg.init_from).name
+        assert any(TrainConfig.from_yaml(p).export_to == cfg.init_from for p in path.parent.glob("*.yaml")), source
