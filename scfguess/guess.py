@@ -77,7 +77,7 @@ class Prediction(NamedTuple):
 
 
 def check_exchange(exchange: str) -> str:
-    """``exchange`` if the converter knows it ("auto", "sad", "diag[:N]", "pbe[:N]", "none"); else ValueError
+    """``exchange`` if the converter knows it ("auto", "sad", "diag[:N]", "pbe[:N]", "gga", "none"); else ValueError
     naming the choices."""
     resolve_exchange(exchange)
     return exchange

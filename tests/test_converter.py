@@ -93,13 +93,32 @@ def test_electron_count_charge_and_spin(atom, charge, spin, cls, shape):
     assert conversion.nelectron_fitted == pytest.approx(mol.atom_charges().sum(), abs=0.05)
 
 
-@pytest.mark.parametrize("exchange", ["sad", "diag", "diag:2", "pbe:2", "none"])
+@pytest.mark.parametrize("exchange", ["sad", "diag", "diag:2", "pbe:2", "gga", "none"])
 def test_hybrid_exchange_treatments(water, water_coeffs, exchange):
     mf = dft.RKS(water, xc="b3lyp").density_fit()
     conversion = convert(mf, water_coeffs, exchange=exchange)
     assert conversion.exchange == exchange.split(":")[0]
     assert conversion.k_builds == {"sad": 1, "diag": 1, "diag:2": 2}.get(exchange, 0)
     assert abs(np.trace(conversion.dm @ mf.get_ovlp()) - 10) < 1e-10
+
+
+def test_gga_exchange_stands_in_for_the_exact_fraction(water, water_coeffs):
+    """'gga': V_xc of B3LYP plus 0.2 B88 exchange, no K build; closer to the SCF than leaving exchange out, and
+    refused where it cannot be defined."""
+    from scfbench.guesses import guess_quality
+    from scfguess.density.converter import local_exchange_functional
+
+    mf = dft.RKS(water, xc="b3lyp").density_fit()
+    assert local_exchange_functional(mf) == "b3lyp + 0.2*B88"
+    mf_split = dft.RKS(water, xc=".2*HF + .08*LDA + .72*B88, .81*LYP + .19*VWN").density_fit()
+    assert local_exchange_functional(mf_split) == ".2*HF + .08*LDA + .72*B88 + 0.2*B88, .81*LYP + .19*VWN"
+    gga, none = (convert(mf, water_coeffs, exchange=e) for e in ("gga", "none"))
+    assert gga.k_builds == 0 and not np.allclose(gga.dm, none.dm)
+    assert guess_quality(mf, gga.dm)[1] < guess_quality(mf, none.dm)[1]
+    with pytest.raises(ValueError, match="range-separated"):
+        convert(dft.RKS(water, xc="wb97x").density_fit(), water_coeffs, exchange="gga")
+    with pytest.raises(ValueError, match="Kohn-Sham hybrid"):
+        convert(scf.RHF(water).density_fit(), water_coeffs, exchange="gga")
 
 
 def test_pure_functional_ignores_exchange(water, water_coeffs):

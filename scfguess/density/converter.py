@@ -19,6 +19,9 @@ Exact exchange cannot be built from a density, only from a density matrix D_x
 ``"pbe"`` or ``"pbe:N"``
     N (default 3) PBE iterations with RI-J from the density's Fock matrix; their density
     matrix is the guess (it carries the exchange information a density cannot).
+``"gga"``
+    no exact exchange: its fraction a of a global hybrid is replaced by Becke-88 exchange of
+    the density in V_xc (no K build; range-separated hybrids are refused).
 ``"none"``
     no exchange term.
 ``"auto"``
@@ -54,7 +57,7 @@ from scfguess.density.electrons import (density_on_points, electron_count, proje
 from scfguess.density.fitting import coulomb_matrix, coulomb_matrix_from_cderi, same_auxbasis
 from scfguess.scf import spin_layout
 
-EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "none")
+EXCHANGE_CHOICES = ("auto", "sad", "diag", "pbe", "gga", "none")
 #: The ``exchange="auto"`` choice for functionals with exact exchange (docs/how-it-works.md).
 AUTO_EXCHANGE = "diag:2"
 #: Grid level for V_xc of the guess (None: the SCF's own grid); see ``_converter_grids``.
@@ -125,6 +128,18 @@ def hybrid_coefficients(mf):
     if not ni.libxc.is_hybrid_xc(mf.xc):
         return 0.0, 0.0, 0.0
     return ni.rsh_and_hybrid_coeff(mf.xc, spin=mf.mol.spin)
+
+
+def local_exchange_functional(mf) -> str:
+    """``mf.xc`` with its exact-exchange fraction a also given as Becke-88 exchange (for ``exchange="gga"``); V_xc
+    skips the exact part. Raises ValueError for a range-separated hybrid."""
+    if not isinstance(mf, dft.rks.KohnShamDFT):
+        raise ValueError("exchange='gga' needs a Kohn-Sham hybrid functional; Hartree-Fock has no V_xc to carry it.")
+    omega, _, hyb = hybrid_coefficients(mf)
+    if omega != 0:
+        raise ValueError(f"exchange='gga' needs a global hybrid; {mf.xc} is range-separated: use 'diag' or 'sad'.")
+    exchange, comma, correlation = mf.xc.partition(",")
+    return f"{exchange} + {hyb!r}*B88{comma}{correlation}"
 
 
 def exchange_matrix(mf, dm_x):
@@ -290,12 +305,13 @@ def _pbe_iterations(mf, dm0, ncycle, auxbasis, grids):
     return pbe.make_rdm1(), pbe.cycles + 1
 
 
-def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeffs=None):
+def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeffs=None, xc=None):
     """Fock matrix h + J[c] + V_xc[ρ_c] of density coefficients, for ``mf``'s molecule and functional.
 
     J reuses ``mf``'s DF tensor where that changes nothing about the SCF (see ``_coulomb``); V_xc (Kohn-Sham only)
     is integrated on a grid of ``grids_level`` (None: the SCF's own grid). No exact exchange. With
-    ``spin_coeffs`` (the spin density m = ρ_α − ρ_β) V_xc is spin-polarised, from ρ_σ = (ρ ± m)/2.
+    ``spin_coeffs`` (the spin density m = ρ_α − ρ_β) V_xc is spin-polarised, from ρ_σ = (ρ ± m)/2. ``xc``
+    replaces ``mf.xc`` in V_xc.
 
     Returns
     -------
@@ -323,7 +339,8 @@ def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeff
         else:
             def density(ao, mask, coords, xctype):
                 return spin_densities_on_points(auxmol, coeffs, spin_coeffs, coords, xctype)
-        vxc, _ = xc_potential(mf._numint, mf.mol, grids, mf.xc, density, max_memory=XC_BLOCK_MEMORY,
+        vxc, _ = xc_potential(mf._numint, mf.mol, grids, mf.xc if xc is None else xc, density,
+                              max_memory=XC_BLOCK_MEMORY,
                               spin=int(spin_coeffs is not None))
         fock = fock + vxc
     timings["xc"] = time.perf_counter() - t0
@@ -357,12 +374,13 @@ def convert(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix_charg
                                              coulomb_metric(auxmol))
     else:
         spin_coeffs = None  # a closed shell has no spin density
-    fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level, spin_coeffs)
-
-    s1e = mf.get_ovlp()
     hybrid = any(hybrid_coefficients(mf))
     if not hybrid:
         exchange_name = "none"
+    xc = local_exchange_functional(mf) if exchange_name == "gga" else None
+    fock, grids, timings = density_fock(mf, auxmol, coeffs, grids_level, spin_coeffs, xc)
+
+    s1e = mf.get_ovlp()
     fock_builds, k_builds = 1, 0
     t0 = time.perf_counter()
     if exchange_name == "sad":
@@ -398,7 +416,7 @@ def density_to_dm(mf, coeffs, auxbasis=DEFAULT_AUXBASIS, *, exchange="auto", fix
         Density coefficients in PySCF's spherical order of ``auxbasis`` on ``mf.mol``.
     auxbasis : str or dict
         Auxiliary basis of ``coeffs``.
-    exchange : {"auto", "sad", "diag", "diag:N", "pbe", "pbe:N", "none"}
+    exchange : {"auto", "sad", "diag", "diag:N", "pbe", "pbe:N", "gga", "none"}
         Source of the exact-exchange density matrix for hybrids (module doc).
     fix_charge : {"auto", True, False}
         Project ``coeffs`` to ``mf.mol.nelectron`` electrons; "auto" does so when the
