@@ -240,3 +240,5 @@ def test_profile_scores_the_guess_and_minao_from_the_first_cycle(tmp_path):
     assert row["guess_gnorm"] == pytest.approx(gnorm, rel=1e-6)
     assert 0 < row["guess_gnorm"] < row["minao_gnorm"]
     assert row["cycle_seconds"] > 0 and row["inference_seconds"] > 0
+    parts = row["conversion_parts"]
+    assert set(parts) == {"coulomb", "grid", "xc", "exchange_and_diagonalise"} and 0 < parts["grid"] < parts["xc"]

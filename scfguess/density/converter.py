@@ -88,7 +88,7 @@ class Conversion:
     nelectron_fitted : float
         Electron count of the coefficients before any charge projection.
     timings : dict
-        Seconds per step (``coulomb``, ``xc``, ``exchange_and_diagonalise``).
+        Seconds per step (``coulomb``, ``xc`` with its ``grid``, ``exchange_and_diagonalise``).
     """
 
     dm: np.ndarray
@@ -320,7 +320,7 @@ def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeff
     grids : pyscf.dft.gen_grid.Grids or None
         The V_xc grid (None for Hartree-Fock).
     timings : dict
-        Seconds of the ``coulomb`` and ``xc`` parts.
+        Seconds of the ``coulomb`` and ``xc`` parts (``xc`` includes ``grid``, building the V_xc grid).
     """
     timings = {}
     t0 = time.perf_counter()
@@ -333,6 +333,7 @@ def density_fock(mf, auxmol, coeffs, grids_level=DEFAULT_GRIDS_LEVEL, spin_coeff
         fock = np.array([fock, fock])
     if isinstance(mf, dft.rks.KohnShamDFT):
         grids = _converter_grids(mf, grids_level)
+        timings["grid"] = time.perf_counter() - t0
         if spin_coeffs is None:
             def density(ao, mask, coords, xctype):
                 return density_on_points(auxmol, coeffs, coords, xctype)
