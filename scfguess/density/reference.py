@@ -2,9 +2,9 @@
 
 A model trained in delta mode predicts the difference to these spherical references
 (stored as buffers with its weights, see :class:`scfguess.model.DensityModel`). The SAD density is PySCF's minao
-projection, except for atoms under an ECP: there the projection loses electrons (iodine at def2-SVP holds 23.3 of
-its 25 valence electrons, and its fit oscillates), so the spherically averaged atomic Hartree-Fock density
-(``init_guess_by_atom``) is used instead; for Cl and Br the two differ by less than 1e-3 Hartree in Coulomb energy.
+projection, except for atoms under an ECP: there the projection loses electrons (iodine at def2-SVP holds fewer
+than its 25 valence electrons, and its fit oscillates in sign; ``tests/test_model.py``), so the spherically averaged
+atomic Hartree-Fock density (``init_guess_by_atom``) is used instead.
 """
 
 import numpy as np

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scfguess.data import keys as K
+from scfguess.data.shards import read_strings
 
 MANIFEST_COUNTS = ("structures", "distinct_molecules", "parent_molecules", "by_source", "by_split",
                    "structures_with_element", "failures", "bytes")
@@ -32,7 +33,7 @@ def _domain_counts(shard) -> Counter:
     open shells (2S > 0) of one open shard."""
     charge = shard[K.CHARGE_KEY][()]
     spin = shard[K.SPIN_KEY][()]
-    source = np.array([s.decode() if isinstance(s, bytes) else s for s in shard[K.SOURCE_KEY][()]])
+    source = np.array(read_strings(shard[K.SOURCE_KEY]))
     size = np.diff(shard[K.ATOM_OFFSETS_KEY][()])
     charged = (charge != 0) | (source == "zwitterion")
     return Counter({"cations": int(np.sum(charge > 0)), "anions": int(np.sum(charge < 0)),

@@ -124,36 +124,31 @@ def warm_start(model, source: str) -> None:
 
 
 def _copy_grown(source, model) -> None:
-    """Copy ``source`` into ``model``, whose embedding may read extra element and global inputs and whose heads may
-    read extra scalar inputs (appended last); the heads of added elements are left as they are."""
+    """Copy the local ``source`` into ``model``, whose embedding and heads may read extra scalar inputs appended
+    last (added elements come after the source's, global inputs after all elements, so the source's inputs stay
+    the leading block); the heads of added elements are left as they are."""
     import torch
 
-    n_old, n_new = len(source.elements), len(model.elements)
-    embedding_rows = list(range(n_old)) + [n_new + model.global_inputs.index(g) for g in source.global_inputs]
     with torch.no_grad():
         state = model.state_dict()  # shares storage with the model
         for name, value in source.state_dict().items():
             if state[name].shape == value.shape:
                 state[name].copy_(value)
-        _copy_linear(source.embedding, model.embedding, embedding_rows)
-        for old, new in zip(source.heads, model.heads):
+        for old, new in zip([source.embedding, *source.heads], [model.embedding, *model.heads]):
             _copy_linear(old, new)
 
 
-def _copy_linear(old, new, rows=None) -> None:
-    """Copy an e3nn ``o3.Linear`` into one with more scalar inputs: each old path into the same path, times
-    old/new path weight (the fan-in normalisation); the new inputs' weights zero.
-
-    ``rows`` (one-path linears only) places old input channel i at new channel ``rows[i]``; by default the old
-    channels are the leading block."""
+def _copy_linear(old, new) -> None:
+    """Copy an e3nn ``o3.Linear`` into one with more scalar inputs: each old path into the leading block of the same
+    path, times old/new path weight (the fan-in normalisation); the new inputs' weights zero."""
     new.weight.zero_()
     offsets_new = _path_offsets(new)
     for key, (start, ins) in _path_offsets(old).items():
         new_start, new_ins = offsets_new[key]
         block = old.weight[start:start + ins.path_shape[0] * ins.path_shape[1]].reshape(ins.path_shape)
         target = new.weight[new_start:new_start + new_ins.path_shape[0] * new_ins.path_shape[1]]
-        index = list(range(ins.path_shape[0])) if rows is None else rows
-        target.view(new_ins.path_shape)[index, :ins.path_shape[1]] = block * (ins.path_weight / new_ins.path_weight)
+        target.view(new_ins.path_shape)[:ins.path_shape[0], :ins.path_shape[1]] = (
+            block * (ins.path_weight / new_ins.path_weight))
 
 
 def _path_offsets(linear) -> dict:
