@@ -129,7 +129,12 @@ def fit_density(mol, dm, auxbasis=DEFAULT_AUXBASIS, max_memory=DEFAULT_BLOCK_MEM
     return solve_metric(coulomb_metric(auxmol), rhs)
 
 
-def coulomb_matrix(mol, auxmol, coeffs, max_memory=DEFAULT_BLOCK_MEMORY):
+#: Default screening threshold of the direct Coulomb matrix (Hartree): exact for labels and metrics, and above
+#: PySCF's SCF default 1e-13, which spends a third more time on integrals that change J by less than this.
+COULOMB_SCREENING = 1e-10
+
+
+def coulomb_matrix(mol, auxmol, coeffs, max_memory=DEFAULT_BLOCK_MEMORY, screening=COULOMB_SCREENING):
     """Coulomb matrix of a fitted density, J_μν = Σ_P (μν|P) c_P.
 
     Parameters
@@ -138,6 +143,9 @@ def coulomb_matrix(mol, auxmol, coeffs, max_memory=DEFAULT_BLOCK_MEMORY):
         Orbital and auxiliary molecules.
     coeffs : ndarray (naux,)
         Density coefficients in auxiliary AO order.
+    screening : float
+        Hartree; integrals whose Schwarz bound times the largest |c_P| of their aux shell is below it are skipped
+        (spherical orbital bases; Cartesian ones take every integral).
 
     Returns
     -------
@@ -145,25 +153,20 @@ def coulomb_matrix(mol, auxmol, coeffs, max_memory=DEFAULT_BLOCK_MEMORY):
         Hartree.
     """
     if not mol.cart:  # PySCF's direct loop cannot mix Cartesian orbitals with spherical aux functions
-        return _screened_coulomb_matrix(mol, auxmol, np.asarray(coeffs, dtype=np.float64))
+        return _screened_coulomb_matrix(mol, auxmol, np.asarray(coeffs, dtype=np.float64), screening)
     packed = np.zeros(mol.nao * (mol.nao + 1) // 2)
     for p0, p1, ints in int3c_blocks(mol, auxmol, max_memory):
         packed += ints @ coeffs[p0:p1]
     return lib.unpack_tril(packed)
 
 
-#: Screening threshold of the direct Coulomb matrix (Hartree): far below what a guess needs, and above PySCF's SCF
-#: default 1e-13, which spends a third more time on integrals that change J by less than this.
-COULOMB_SCREENING = 1e-10
-
-
-def _screened_coulomb_matrix(mol, auxmol, coeffs):
+def _screened_coulomb_matrix(mol, auxmol, coeffs, screening):
     """J_μν = Σ_P (μν|P) c_P in PySCF's direct integral loop (the second pass of its direct RI-J,
     ``pyscf.df.df_jk.get_j``), screened by Schwarz bounds times the largest |c_P| of each aux shell."""
     from pyscf.scf import _vhf, jk
 
     opt = _vhf._VHFOpt(mol, "int3c2e", "CVHFnr3c2e_schwarz_cond", dmcondname="CVHFnr_dm_cond",
-                       direct_scf_tol=COULOMB_SCREENING)
+                       direct_scf_tol=screening)
     opt.init_cvhf_direct(mol, "int2e", "CVHFnr_int2e_q_cond")
     aux_loc = auxmol.ao_loc_nr()
     shells = list(zip(aux_loc[:-1], aux_loc[1:]))

@@ -6,7 +6,8 @@ For each molecule (``SET:ID`` of an SCFbench set), PBE/def2-SVP with SCFbench's 
 grid level 3), two fresh processes with the same ``max_memory``:
 
 - the guess: model inference, then the converter's parts (J of the fitted density, V_xc on the converter's grid,
-  diagonalisation), seconds each, and the process's peak RSS;
+  diagonalisation), seconds each, and the process's peak RSS; then (untimed) what the converter's screened J and
+  screened grid partition change against exact ones (:func:`screening_errors`);
 - the SCF: the SCF grid built, then two SCF cycles from the guess (Fock build + diagonalisation; the first also
   sets up PySCF's direct RI-J), seconds of the second, and the process's peak RSS. The first cycle's Fock matrix
   also scores the guess: its energy and orbital-gradient norm (SCFbench's ``gnorm``), and those of minao's guess
@@ -48,7 +49,7 @@ def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
     """Inference and the converter's parts for one molecule; saves the guess for :func:`profile_cycle`."""
     import numpy as np
 
-    from scfguess.guess import ml_guess
+    from scfguess.guess import ml_guess, predict_coefficients
     from scfguess.model.registry import load_model
     from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import to_mole
@@ -58,9 +59,49 @@ def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
     mf = make_scf(mol, SETTINGS["xc"], ScfSettings(max_memory=max_memory))
     guess = ml_guess(mf, load_model())
     np.save(guess_file, guess.dm)
-    return {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": guess.model.name,
-            "inference_seconds": guess.inference_seconds, "conversion_seconds": guess.conversion_seconds,
-            "conversion_parts": guess.extra["converter_parts"], "guess_peak_rss_mb": _peak_rss_mb()}
+    row = {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": guess.model.name,
+           "inference_seconds": guess.inference_seconds, "conversion_seconds": guess.conversion_seconds,
+           "conversion_parts": guess.extra["converter_parts"], "guess_peak_rss_mb": _peak_rss_mb()}
+    return {**row, **screening_errors(mf, predict_coefficients(mol))}
+
+
+def screening_errors(mf, prediction) -> dict:
+    """What the converter's two shortcuts change for this guess, against the quadrature's own error (Hartree).
+
+    ``coulomb_screening_error``: max |ΔJ| of the guess's J at the converter's screening against the exact default;
+    ``grid_screening_error``: max |ΔV_xc| of the screened Becke partition against PySCF's on the same level-1
+    grid; ``grid_level_error``: max |ΔV_xc| of that level-1 grid against level 3 (the scale both are judged by).
+    """
+    import numpy as np
+    from pyscf import dft
+
+    from scfguess.density.auxbasis import make_auxmol
+    from scfguess.density.converter import (DEFAULT_GRIDS_LEVEL, GUESS_COULOMB_SCREENING, _converter_grids,
+                                            xc_potential)
+    from scfguess.density.electrons import density_on_points
+    from scfguess.density.fitting import coulomb_matrix
+
+    mol, ni = mf.mol, mf._numint
+    auxmol = make_auxmol(mol, prediction.model.auxbasis)
+    errors = {"coulomb_screening_error": float(np.abs(
+        coulomb_matrix(mol, auxmol, prediction.coeffs, screening=GUESS_COULOMB_SCREENING)
+        - coulomb_matrix(mol, auxmol, prediction.coeffs)).max())}
+
+    def vxc(grids):
+        def density(ao, mask, coords, xctype):
+            return density_on_points(auxmol, prediction.coeffs, coords, xctype)
+        return xc_potential(ni, mol, grids, mf.xc, density)[0]
+
+    screened = vxc(_converter_grids(mf, DEFAULT_GRIDS_LEVEL))
+    grids = {}
+    for level in (DEFAULT_GRIDS_LEVEL, 3):
+        grids[level] = dft.gen_grid.Grids(mol)
+        grids[level].level = level
+        grids[level].build(with_non0tab=True)
+    full = vxc(grids[DEFAULT_GRIDS_LEVEL])
+    errors["grid_screening_error"] = float(np.abs(screened - full).max())
+    errors["grid_level_error"] = float(np.abs(full - vxc(grids[3])).max())
+    return errors
 
 
 def profile_cycle(spec: str, max_memory: int, guess_file: str) -> dict:
