@@ -45,8 +45,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
-    """Inference and the converter's parts for one molecule; saves the guess for :func:`profile_cycle`."""
+def profile_guess(spec: str, max_memory: int, guess_file: str, errors_up_to: int = 150) -> dict:
+    """Inference and the converter's parts for one molecule; saves the guess for :func:`profile_cycle`. Up to
+    ``errors_up_to`` atoms also :func:`screening_errors` (their exact references grow as N_atoms² per point)."""
     import numpy as np
 
     from scfguess.guess import ml_guess, predict_coefficients
@@ -62,7 +63,9 @@ def profile_guess(spec: str, max_memory: int, guess_file: str) -> dict:
     row = {"molecule": spec, "natoms": structure.natoms, "nao": int(mol.nao), "model": guess.model.name,
            "inference_seconds": guess.inference_seconds, "conversion_seconds": guess.conversion_seconds,
            "conversion_parts": guess.extra["converter_parts"], "guess_peak_rss_mb": _peak_rss_mb()}
-    return {**row, **screening_errors(mf, predict_coefficients(mol))}
+    if structure.natoms <= errors_up_to:
+        row.update(screening_errors(mf, predict_coefficients(mol)))
+    return row
 
 
 def screening_errors(mf, prediction) -> dict:
@@ -139,13 +142,13 @@ def profile_cycle(spec: str, max_memory: int, guess_file: str) -> dict:
             "scf_peak_rss_mb": _peak_rss_mb(), **quality}
 
 
-def profile(spec: str, max_memory: int, workdir: Path) -> dict:
+def profile(spec: str, max_memory: int, workdir: Path, errors_up_to: int = 150) -> dict:
     """Both halves for one molecule, each in its own fresh process (peak memory of each alone)."""
     guess_file = str(workdir / "guess.npy")
     row = {}
-    for part in (profile_guess, profile_cycle):
+    for part, extra in ((profile_guess, (errors_up_to,)), (profile_cycle, ())):
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            row.update(pool.submit(part, spec, max_memory, guess_file).result())
+            row.update(pool.submit(part, spec, max_memory, guess_file, *extra).result())
     row["guess_per_cycle"] = (row["inference_seconds"] + row["conversion_seconds"]) / row["cycle_seconds"]
     return row
 
@@ -158,13 +161,15 @@ def main(argv=None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("molecules", nargs="+", help="SET:ID, e.g. peptides:gly8")
     parser.add_argument("--max-memory", type=int, default=4000, help="MB for PySCF in both processes")
+    parser.add_argument("--errors-up-to", type=int, default=150, metavar="N",
+                        help="report the screening errors for molecules of at most N atoms (default 150)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/converter-profile/profile.json"))
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.molecules:
             try:
-                rows.append(profile(spec, args.max_memory, Path(tmp)))
+                rows.append(profile(spec, args.max_memory, Path(tmp), args.errors_up_to))
             except ValueError as exc:
                 print(f"converter_profile: {exc}", file=sys.stderr)
                 return 2
