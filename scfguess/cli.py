@@ -226,7 +226,8 @@ def _check_covered(structure, model):
 
     missing = set(structure.symbols) - set(model.elements)
     if missing:
-        raise UnsupportedElementError(missing, what=f"the density model {model.name}")
+        covered = ", ".join(model.elements)
+        raise UnsupportedElementError(missing, what=f"the density model {model.name} (elements {covered})")
 
 
 def _output_path(path, structure_id, several):

@@ -131,7 +131,7 @@ PERIODIC = ('3\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="
 
 @pytest.mark.parametrize("name, text, extra, match", [
     ("nh3.xyz", "4\n\nN 0 0 0\nH 0 0.94 0.38\nH 0.81 -0.47 0.38\nH -0.81 -0.47 0.38\n", [],
-     "N not covered by the density model tiny"),
+     r"N not covered by the density model tiny \(elements H, C, O\)"),
     ("xe.xyz", "1\n\nXe 0 0 0\n", ["--basis", "6-31g"], "Xe not covered by the basis set '6-31g'"),
     ("w.xyz", WATER_XYZ, ["--xc", "nonsense"], "unknown functional 'nonsense'"),
     ("w.xyz", WATER_XYZ, ["--basis", "no-such-basis"], "unknown basis set 'no-such-basis'"),
