@@ -84,10 +84,12 @@ train-v9-local: $(STAMP)
 	$(call TRAIN_V9,nequip-v9-local,The local control of nequip-v9-ens: the same recipe without global inputs or spin-density heads (make train-v9-local).)
 
 # The wider domain against minao (PBE/def2-SVP): ions, radicals, bromides and iodides, and anions with diffuse
-# functions. ML picks the model as in bench-model.
-DOMAIN = $(VENV)/bin/scfbench run --xc pbe --guess minao,$(ML) --workers $(WORKERS)
+# functions. ML picks the model as in bench-model; on ions also the neutral model with its charge projection
+# (CHARGE_ROUTE, the route before the charge-aware default).
+DOMAIN = $(VENV)/bin/scfbench run --xc pbe --workers $(WORKERS) --guess minao,$(ML)
+CHARGE_ROUTE ?= ml:nequip-l-v8-ens
 bench-domain: $(STAMP)
-	$(DOMAIN) --basis def2-svp --molecules ions --limit 20 --out benchmarks/domain/ions/runs.sqlite
+	$(DOMAIN),$(CHARGE_ROUTE) --basis def2-svp --molecules ions --limit 20 --out benchmarks/domain/ions/runs.sqlite
 	$(DOMAIN) --basis def2-svp --molecules radicals --limit 15 --out benchmarks/domain/radicals/runs.sqlite
 	$(DOMAIN) --basis def2-svp --molecules nci-halogen --limit 24 --out benchmarks/domain/nci-halogen/runs.sqlite
 	$(DOMAIN) --basis def2-svpd --molecules ions --limit 20 --out benchmarks/domain/ions-svpd/runs.sqlite
