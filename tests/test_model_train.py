@@ -269,6 +269,8 @@ def test_ensemble_of_two_trained_models(shard, tmp_path):
     scores = [quality[name] for name in ("tiny-0", "tiny-ens")]
     assert all(0 < s["gradient_norm"] < 10 for s in scores)
     assert min(s["energy_per_atom_above_best"] for s in scores) == 0.0
+    assert all(set(s["inference_seconds"]) == set(quality["molecules"]) for s in scores)
+    assert all(t > 0 for s in scores for t in s["inference_seconds"].values())
     levels = guess_quality_of_models([str(exports[0])], str(xyz), None, grids_levels=(0, 2))
     coarse, fine = levels["tiny-0@grid0"], levels["tiny-0@grid2"]
     assert coarse["per_molecule"] != fine["per_molecule"] and coarse["conversion_seconds"] > 0

@@ -110,8 +110,8 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
         ``{"molecules": [ids], model name: {"gradient_norm": mean (Hartree), "gradient_norm_geomean": geometric
         mean (Hartree; SCF cycles go roughly with its logarithm), "energy_per_atom_above_best": mean over
         molecules of (E_guess - lowest E_guess of the compared models) / atoms (Hartree), "per_molecule": {id:
-        [gradient norm, E_guess]}, "conversion_seconds": mean}}``. E_guess is the functional at the guess density
-        matrix.
+        [gradient norm, E_guess]}, "conversion_seconds": mean, "inference_seconds": {id: seconds}}}``. E_guess is
+        the functional at the guess density matrix; inference includes the model's charge layer where it has one.
     """
     import numpy as np
     from tqdm.auto import tqdm
@@ -128,6 +128,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
     structures = _guess_quality_structures(molecules, limit)
     per = {label: {} for label in variants}
     seconds = {label: [] for label in variants}
+    inference = {label: {} for label in variants}
     for st in tqdm(structures, desc="guess quality", unit="molecule", dynamic_ncols=True):
         mol = to_mole(st, basis)
         mf = make_scf(mol, xc, ScfSettings())
@@ -136,6 +137,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
             energy, gnorm = guess_quality(mf, guess.dm)
             per[label][st.id] = [gnorm, energy]
             seconds[label].append(guess.conversion_seconds)
+            inference[label][st.id] = guess.inference_seconds
     best = {st.id: min(per[label][st.id][1] for label in variants) for st in structures}
     natoms = {st.id: len(st.numbers) for st in structures}
     out = {"molecules": [st.id for st in structures], "basis": basis, "xc": xc}
@@ -147,6 +149,7 @@ def guess_quality_of_models(names, molecules: str = "nci-21-25", limit: int | No
             "energy_per_atom_above_best": float(np.mean([(e - best[i]) / natoms[i] for i, (_, e) in rows.items()])),
             "per_molecule": rows,
             "conversion_seconds": float(np.mean(seconds[label])),
+            "inference_seconds": inference[label],
         }
     return out
 
