@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size bench-matrix train-2h train-v9 train-v9-local check-wheel
+.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size profile-size bench-matrix train-2h train-v9 train-v9-local check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -97,7 +97,7 @@ bench-domain: $(STAMP)
 
 # Size (PBE/def2-SVP, ML against minao): full SCFs at 61-100 and > 100 atoms, peptides and polymers up to 115
 # atoms, then B3LYP at 61-100 atoms with the converter's default exchange and with minao's (one worker, two threads,
-# 10 GB). Hours each; resumable. The guess alone at 200-400 atoms: python -m workflows.checks.converter_profile.
+# 10 GB). Hours each; resumable. The guess alone at 200-400 atoms: make profile-size.
 SIZE = $(VENV)/bin/scfbench run --basis def2-svp --guess minao,$(ML) --workers $(WORKERS)
 bench-size: $(STAMP)
 	$(SIZE) --xc pbe --molecules nci-61-100 --limit 6 --out benchmarks/size/nci-61-100/runs.sqlite
@@ -108,6 +108,12 @@ bench-size: $(STAMP)
 	    --workers 1 --max-memory 10000 --molecules nci-61-100 --limit 4 --out benchmarks/size/b3lyp-nci-61-100/runs.sqlite
 	$(VENV)/bin/scfbench report benchmarks/size/nci-61-100/runs.sqlite benchmarks/size/nci-gt100/runs.sqlite \
 	    benchmarks/size/peptides/runs.sqlite benchmarks/size/polymers/runs.sqlite --plot benchmarks/size
+
+# The guess alone where a full SCF pair takes too long (200-400 atoms): its cost against one SCF cycle, its peak
+# memory against the SCF's, its gradient norm and energy against minao's (one worker; about an hour).
+profile-size: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m workflows.checks.converter_profile peptides:ala20 polymers:polyethylene-66 \
+	    polymers:polypropylene-44 --out benchmarks/size/guess-200-400/profile.json
 
 # Sizes x bases x functionals, compact: nci-26-40 (4 molecules), four functionals at def2-SVP, two at def2-TZVP.
 MATRIX = $(VENV)/bin/scfbench run --molecules nci-26-40 --limit 4 --guess minao,$(ML) --workers $(WORKERS) \
