@@ -68,8 +68,9 @@ train-2h: $(STAMP)
 # The wider-domain recipe (models/nequip-v9-ens/model_card.md), after train-2h: both members of nequip-l-v8-ens
 # warm-started with Br and I, the total charge and 2S as inputs, the learned charge equilibration and spin-density
 # heads, 90 min on every labelled structure (one core each); the orbital-gradient metrics of both fine-tuning
-# samples (2 processes); both 20-min orbital-gradient fine-tunes; their mean. About 2.5 h; resumable like train-2h.
-# train-v9-local is the same recipe for the local control (no global inputs, no spin heads).
+# samples (every whole 21-40-atom training molecule and 400 others; 2 processes); both 30-min orbital-gradient
+# fine-tunes; their mean. About 3 h; resumable like train-2h. train-v9-local is the same recipe for the local
+# control (no global inputs, no spin heads); it shares the metrics, so it takes about 2.2 h after train-v9.
 define TRAIN_V9
 	$(call TRAIN_BOTH,$(1)-w,$(1)-s1-w)
 	$(TRAIN)/$(1)-g.yaml --precompute-metrics 2
