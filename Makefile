@@ -96,19 +96,24 @@ bench-domain: $(STAMP)
 	$(DOMAIN) --basis def2-svpd --molecules ions --limit 20 --out benchmarks/domain/ions-svpd/runs.sqlite
 	for s in ions radicals nci-halogen ions-svpd; do $(VENV)/bin/scfbench report benchmarks/domain/$$s/runs.sqlite; done
 
-# Size (PBE/def2-SVP, ML against minao): full SCFs at 61-100 and > 100 atoms, peptides and polymers up to 115
+# Size (PBE/def2-SVP, ML against minao): full SCFs at 21-25 (for the plot), 61-100 and > 100 atoms, peptides and polymers up to 115
 # atoms, then B3LYP at 61-100 atoms with the converter's default exchange and with minao's (one worker, two threads,
 # 10 GB). Hours each; resumable. The guess alone at 200-400 atoms: make profile-size.
+# PLOT_GUESS: the ML records to plot (ml@SHA8 picks the default's where a store holds ml of several models).
+PLOT_GUESS ?= $(ML)
 SIZE = $(VENV)/bin/scfbench run --basis def2-svp --guess minao,$(ML) --workers $(WORKERS)
 bench-size: $(STAMP)
+	$(SIZE) --xc pbe --molecules nci-21-25 --limit 6 --out benchmarks/size/nci-21-25/runs.sqlite
 	$(SIZE) --xc pbe --molecules nci-61-100 --limit 6 --out benchmarks/size/nci-61-100/runs.sqlite
 	$(SIZE) --xc pbe --molecules nci-gt100 --limit 3 --out benchmarks/size/nci-gt100/runs.sqlite
 	$(SIZE) --xc pbe --molecules peptides --limit 4 --out benchmarks/size/peptides/runs.sqlite
 	$(SIZE) --xc pbe --molecules polymers --limit 2 --out benchmarks/size/polymers/runs.sqlite
 	OMP_NUM_THREADS=2 $(VENV)/bin/scfbench run --basis def2-svp --xc b3lyp --guess minao,$(ML),$(ML)+sad \
 	    --workers 1 --max-memory 10000 --molecules nci-61-100 --limit 4 --out benchmarks/size/b3lyp-nci-61-100/runs.sqlite
-	$(VENV)/bin/scfbench report benchmarks/size/nci-61-100/runs.sqlite benchmarks/size/nci-gt100/runs.sqlite \
-	    benchmarks/size/peptides/runs.sqlite benchmarks/size/polymers/runs.sqlite --plot benchmarks/size
+	$(VENV)/bin/scfbench report benchmarks/size/nci-21-25/runs.sqlite benchmarks/ric-nci/nci-26-40/runs.sqlite \
+	    benchmarks/ric-nci/nci-41-60/runs.sqlite benchmarks/size/nci-61-100/runs.sqlite \
+	    benchmarks/size/nci-gt100/runs.sqlite benchmarks/size/peptides/runs.sqlite \
+	    benchmarks/size/polymers/runs.sqlite --guess $(PLOT_GUESS) --plot benchmarks/size
 
 # The guess alone where a full SCF pair takes too long (200-400 atoms): its cost against one SCF cycle, its peak
 # memory against the SCF's, its gradient norm and energy against minao's (one worker; about an hour).

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="write one row per run to FILE")
     p.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
     p.add_argument("--tol", type=float, default=1e-6, help="same-energy tolerance, Ha (default 1e-6)")
+    p.add_argument("--guess", metavar="LABELS", help="only minao and these guesses, comma-separated (LABEL@SHA8: one "
+                   "model's records of a label stored with several models)")
     return parser
 
 
@@ -339,6 +341,15 @@ def _cmd_report(args) -> int:
             raise UsageError(f"results store {path!r} holds no records yet.")
         records += [r for r in stored if r["key"] not in keys]  # a job stored twice counts once
         keys.update(r["key"] for r in stored)
+    if args.guess:
+        from scfbench.metrics import select_guesses
+
+        labels = [g.strip() for g in args.guess.split(",") if g.strip()]
+        chosen = select_guesses(records, labels)
+        if all(r["guess"] == "minao" for r in chosen):
+            stored = sorted({r["guess"] for r in records} - {"minao"})
+            raise UsageError(f"no records of {', '.join(labels)} in the store(s); stored guesses: {', '.join(stored)}.")
+        records = chosen
     report = build_report(records, tol=args.tol, skipped=skipped)
     if args.csv:
         write_csv(report, args.csv)

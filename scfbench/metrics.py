@@ -88,6 +88,14 @@ def _cycle_seconds(record: dict) -> float:
     return _num(record.get("scf_seconds")) / float(record["cycles"])
 
 
+def select_guesses(records: list[dict], labels) -> list[dict]:
+    """The records of minao and of the guesses ``labels``: stored labels (``ml``, ``ml:NAME``), or ``LABEL@SHA8``
+    for one model's records of a label stored with several models (as :func:`annotate` names them)."""
+    wanted = set(labels)
+    return [r for r in records if r["guess"] == "minao" or r["guess"] in wanted
+            or f"{r['guess']}@{str(r.get('model_sha256'))[:8]}" in wanted]
+
+
 def annotate(records: list[dict]) -> list[dict]:
     """Copies of the records with ``delta_e`` and the per-molecule ratios against their minao reference.
 

@@ -16,7 +16,7 @@ from scfbench.cli import main
 from scfbench.guesses import parse_guess
 from scfbench.jobs import Job, run_job
 from scfguess.scf import ScfSettings
-from scfbench.metrics import RUN_KEYS, SUMMARY_KEYS, annotate, summarize
+from scfbench.metrics import RUN_KEYS, SUMMARY_KEYS, annotate, select_guesses, summarize
 from scfbench.report import build_report, format_table, to_json
 from scfguess.structures import Structure
 
@@ -145,6 +145,10 @@ def test_run_rerun_report_json_csv_plots(tmp_path, small_xyz, monkeypatch, capsy
     assert main(["report", store, other, store, "--json"]) == 0
     summary = {s["guess"]: s["n"] for s in json.loads(capsys.readouterr().out)["summary"]}
     assert summary == {"minao": 4, "huckel": 2, "sap": 4}
+    assert main(["report", store, other, "--json", "--guess", "sap"]) == 0
+    assert {s["guess"] for s in json.loads(capsys.readouterr().out)["summary"]} == {"minao", "sap"}
+    assert main(["report", store, "--guess", "oracle"]) == 2
+    assert "no records of oracle" in capsys.readouterr().err
     assert main(["report", store]) == 0
     table = capsys.readouterr().out
     assert "RIC" in table and "all molecules have <=20 atoms" in table
@@ -251,6 +255,16 @@ def test_one_label_with_two_models_is_reported_per_model():
     old["model_sha256"], new["model_sha256"] = "1" * 64, "2" * 64
     summary, _ = summarize(annotate([_record("a", "minao", 10), old, new]))
     assert {s["guess"]: s["ric"] for s in summary} == {"minao": 1.0, "ml@11111111": 0.8, "ml@22222222": 0.6}
+
+
+def test_report_selects_guesses_and_one_models_records():
+    old, new, oracle = _record("a", "ml", 8), _record("a", "ml", 6), _record("a", "oracle", 5)
+    old["model_sha256"], new["model_sha256"] = "1" * 64, "2" * 64
+    records = [_record("a", "minao", 10), old, new, oracle]
+    assert [r["guess"] for r in select_guesses(records, ["ml"])] == ["minao", "ml", "ml"]
+    picked = select_guesses(records, ["ml@22222222", "oracle"])
+    summary, _ = summarize(annotate(picked))
+    assert {s["guess"]: s["ric"] for s in summary} == {"minao": 1.0, "ml": 0.6, "oracle": 0.5}
 
 
 def write(tmp_path, name, text):
