@@ -5,7 +5,7 @@ point, O(N_atoms²) per point. Far atoms change a point's weight by much less th
 error, so :class:`ScreenedBeckeGrids` runs the same C routine per spatial box of points with only the atoms within
 ``reach`` of the box. The weights still sum to one at every point (a partition of unity over the atoms kept), so
 this is a valid quadrature; an atom that reaches every box keeps PySCF's weights to rounding (tested). Points of
-negligible weight (deep inside another atom's cell, about a tenth of a molecule's points) are then dropped.
+negligible weight (deep inside another atom's cell) are then dropped.
 
 On a 26-atom chain the screening moves V_xc of a minao density by less than a fifth of the step from level 1 to
 level 3 (``tests/test_converter.py``); at 132 atoms by a tenth of it, and the guess's V_xc takes 13.7 s instead of
