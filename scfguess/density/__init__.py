@@ -1,5 +1,5 @@
 """Densities in an auxiliary basis: the basis, Coulomb-metric fitting, the electron count, atomic references,
-and the converter from coefficients to a density-matrix guess."""
+and the converter from coefficients to a density-matrix guess (with its screened integration grid)."""
 
 from scfguess.density.auxbasis import DEFAULT_AUXBASIS, make_auxmol
 from scfguess.density.converter import Conversion, convert, density_to_dm
