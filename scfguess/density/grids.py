@@ -51,10 +51,11 @@ class ScreenedBeckeGrids(gen_grid.Grids):
 
     def build(self, mol=None, with_non0tab=False, sort_grids=True, **kwargs):
         """PySCF's build, then points of weight ≤ ``negligible`` (Bohr³) dropped (deep in another atom's cell)."""
+        mol = self.mol if mol is None else mol
         super().build(mol, with_non0tab=False, sort_grids=sort_grids, **kwargs)
         self._select_grids(np.flatnonzero(np.abs(self.weights) > self.negligible))  # the padding goes too
         self._add_padding()
-        self.non0tab = self.screen_index = self.make_mask(self.mol, self.coords) if with_non0tab else None
+        self.non0tab = self.screen_index = self.make_mask(mol, self.coords) if with_non0tab else None
         return self
 
     def get_partition(self, mol, atom_grids_tab=None, radii_adjust=None, atomic_radii=gen_grid.radi.BRAGG_RADII,

@@ -64,7 +64,7 @@ def profile_guess(spec: str, max_memory: int, guess_file: str, errors_up_to: int
            "inference_seconds": guess.inference_seconds, "conversion_seconds": guess.conversion_seconds,
            "conversion_parts": guess.extra["converter_parts"], "guess_peak_rss_mb": _peak_rss_mb()}
     if structure.natoms <= errors_up_to:
-        row.update(screening_errors(mf, predict_coefficients(mol)))
+        row.update(screening_errors(mf, predict_coefficients(mol, guess.model)))  # the guess's own model
     return row
 
 
