@@ -69,6 +69,7 @@ def test_tiny_training_decreases_loss_and_resumes(shard, tmp_path):
     assert [int(r["epoch"]) for r in _log(out)] == [0, 1, 2, 3, 4]
     meta = json.loads((export / "metadata.json").read_text())
     assert meta["training"]["n_train"] == 6 and meta["training_command"] == "pytest"
+    assert meta["domain"] == "molecules of the listed elements: neutral, closed-shell (as the training structures)"
 
     from scfguess.model.registry import load_model
 
@@ -229,6 +230,20 @@ def test_spin_density_heads_train_on_the_spin_loss_from_a_local_model(shard, tmp
     path.write_text("shards: x.h5\nloss_weights: {spin: 1.0}\n")
     with pytest.raises(ValueError, match="spin loss needs a model with spin_density"):
         TrainConfig.from_yaml(path)
+
+
+def test_the_domain_names_the_charges_and_spins_the_network_tells_apart():
+    from scfguess.model.network import ModelConfig
+    from workflows.train.export import training_domain
+
+    ions_and_radicals = {"train_charges": [-1, 0, 1], "train_spins": [0, 1]}
+    local = ModelConfig.from_dict(TINY_MODEL)
+    aware = ModelConfig.from_dict(dict(TINY_MODEL, global_inputs=["charge", "spin"], spin_density=True))
+    assert training_domain(local, ions_and_radicals).endswith(": neutral, closed-shell (as the training structures)")
+    assert training_domain(aware, ions_and_radicals).endswith(
+        ": total charge -1 to +1, 2S 0 to 1 with a predicted spin density (as the training structures)")
+    assert training_domain(aware, {"train_charges": [0], "train_spins": [0]}).endswith(": neutral, closed-shell "
+                                                                                        "(as the training structures)")
 
 
 def test_ensemble_of_two_trained_models(shard, tmp_path):

@@ -40,15 +40,29 @@ def export(cfg, model, best_path: Path, summary: dict, command: str) -> Path:
         "description": cfg.description, "target": target, "input_units": {"positions": "angstrom"},
         "loss_weights": cfg.loss_weights, "training": {k: summary[k] for k in (
             "n_train", "n_val", "n_train_molecules", "n_val_molecules", "sources", "train_atoms_per_element",
-            "structure_ids", "shards", "epochs",
-            "best_epoch", "stopped", "minutes")},
+            "train_charges", "train_spins", "structure_ids", "shards", "epochs", "best_epoch", "stopped", "minutes")},
         "train_config": {k: v for k, v in asdict(cfg).items() if k != "model"},
         "validation": summary["best_val"], "validation_reference_only": summary["baseline_val"],
         "init_from": cfg.init_from, "validation_at_warm_start": summary["warm_start_val"],
-        "training_command": command, "domain": "neutral, closed-shell molecules of the listed elements",
+        "training_command": command, "domain": training_domain(model.config, summary),
     }
     card = model_card(cfg, model, summary, command)
     return save_model(model, cfg.export_to, meta, card)
+
+
+def training_domain(config, summary: dict) -> str:
+    """One line for the metadata's ``domain``: the total charges and spins (2S) of the training structures that the
+    network can tell apart.
+
+    A network without the total charge as an input (``config.takes_charge_and_spin`` False) sees every structure as
+    neutral, and one without spin-density heads predicts no spin density, so they cover the neutral closed shell
+    (the converter projects ions onto their electron count) whatever the data held.
+    """
+    charges = summary.get("train_charges", [0]) if config.takes_charge_and_spin else [0]
+    spins = summary.get("train_spins", [0]) if config.spin_density else [0]
+    charge = "neutral" if charges == [0] else f"total charge {min(charges):+d} to {max(charges):+d}"
+    spin = "closed-shell" if spins == [0] else f"2S {min(spins)} to {max(spins)} with a predicted spin density"
+    return f"molecules of the listed elements: {charge}, {spin} (as the training structures)"
 
 
 def model_card(cfg, model, summary: dict, command: str) -> str:
@@ -73,7 +87,7 @@ def model_card(cfg, model, summary: dict, command: str) -> str:
 - Output: def2-universal-jfit coefficients, PySCF aux order, elements {', '.join(model.elements)}.
 - Target: {'difference to free-atom minao reference densities' if model.config.delta else 'raw coefficients'}.
 - Loss weights: {cfg.loss_weights}.
-- Domain of validity: neutral, closed-shell molecules (the training data has no ions or radicals).
+- Domain of validity: {training_domain(model.config, summary)}.
 
 ## Training data
 {summary['n_train']} training structures ({summary['n_train_molecules']} molecules), {summary['n_val']} validation

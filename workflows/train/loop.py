@@ -288,6 +288,8 @@ def summarise(run: Run, data: TrainingData, stopped: str) -> dict:
         "n_val_molecules": len({s["molecule_id"] for s in val_set}),
         "sources": sorted({s["source"] for s in data.structures}),
         "train_atoms_per_element": element_counts(train_set),
+        "train_charges": sorted({s["charge"] for s in train_set}),
+        "train_spins": sorted({s["spin"] for s in train_set}),
         "structure_ids": structure_manifest(train_set, val_set),
         "shards": [str(p) for p in data.shard_files], "minutes": state["minutes"],
     }
