@@ -97,3 +97,18 @@ def test_shipped_model_beats_the_atomic_references_on_held_out_molecules(shipped
     assert result["structures"] >= 1
     assert model["coulomb_per_atom"] < 0.1 * baseline["coulomb_per_atom"]
     assert model["rmse"] < 0.5 * baseline["rmse"]
+
+
+def test_iodobenzene_prediction_counts_the_electrons_the_ecp_leaves():
+    """The installed wider-domain model on iodobenzene at def2-SVP: iodine's def2 ECP replaces 28 core electrons, so
+    the SCF has 66 electrons; the raw prediction (no charge projection) integrates to that count within 0.5 e."""
+    from scfbench.nci import embed
+    from scfguess.density.auxbasis import make_auxmol
+    from scfguess.density.electrons import electron_count
+    from scfguess.structures import atomic_numbers, from_atoms, to_mole
+
+    model = load_model("nequip-v9-ens")
+    mol = to_mole(from_atoms(embed("Ic1ccccc1"), "iodobenzene"), "def2-svp")
+    assert "I" in model.elements and mol.nelectron == 6 * 6 + 5 + 53 - 28
+    coeffs = model.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"))
+    assert electron_count(make_auxmol(mol, model.auxbasis), coeffs) == pytest.approx(mol.nelectron, abs=0.5)
