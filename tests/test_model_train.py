@@ -244,6 +244,9 @@ def test_the_domain_names_the_charges_and_spins_the_network_tells_apart():
         ": total charge -1 to +1, 2S 0 to 1 with a predicted spin density (as the training structures)")
     assert training_domain(aware, {"train_charges": [0], "train_spins": [0]}).endswith(": neutral, closed-shell "
                                                                                         "(as the training structures)")
+    spin_only = ModelConfig.from_dict(dict(TINY_MODEL, global_inputs=["spin"], spin_density=True))
+    assert training_domain(spin_only, ions_and_radicals).endswith(
+        ": neutral, 2S 0 to 1 with a predicted spin density (as the training structures)")
 
 
 def test_ensemble_of_two_trained_models(shard, tmp_path):

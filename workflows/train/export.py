@@ -46,7 +46,7 @@ def export(cfg, model, best_path: Path, summary: dict, command: str) -> Path:
         "init_from": cfg.init_from, "validation_at_warm_start": summary["warm_start_val"],
         "training_command": command, "domain": training_domain(model.config, summary),
     }
-    card = model_card(cfg, model, summary, command)
+    card = model_card(cfg, model, summary, command, meta["domain"])
     return save_model(model, cfg.export_to, meta, card)
 
 
@@ -54,19 +54,21 @@ def training_domain(config, summary: dict) -> str:
     """One line for the metadata's ``domain``: the total charges and spins (2S) of the training structures that the
     network can tell apart.
 
-    A network without the total charge as an input (``config.takes_charge_and_spin`` False) sees every structure as
-    neutral, and one without spin-density heads predicts no spin density, so they cover the neutral closed shell
-    (the converter projects ions onto their electron count) whatever the data held.
+    A network that gets no total charge (neither the ``charge`` or ``eeq`` input nor the charge equilibration) sees
+    every structure as neutral, and one without spin-density heads predicts no spin density, so they cover the
+    neutral closed shell (the converter projects ions onto their electron count) whatever the data held.
     """
-    charges = summary.get("train_charges", [0]) if config.takes_charge_and_spin else [0]
-    spins = summary.get("train_spins", [0]) if config.spin_density else [0]
+    knows_charge = config.charge_equilibration or bool({"charge", "eeq"} & set(config.global_inputs))
+    charges = summary["train_charges"] if knows_charge else [0]
+    spins = summary["train_spins"] if config.spin_density else [0]
     charge = "neutral" if charges == [0] else f"total charge {min(charges):+d} to {max(charges):+d}"
     spin = "closed-shell" if spins == [0] else f"2S {min(spins)} to {max(spins)} with a predicted spin density"
     return f"molecules of the listed elements: {charge}, {spin} (as the training structures)"
 
 
-def model_card(cfg, model, summary: dict, command: str) -> str:
-    """Markdown model card generated from the run summary (benchmark sections are added after measuring)."""
+def model_card(cfg, model, summary: dict, command: str, domain: str) -> str:
+    """Markdown model card generated from the run summary and the metadata's ``domain`` (benchmark sections are
+    added after measuring)."""
     from scfguess.model.network import count_parameters
 
     best, base = summary["best_val"] or {}, summary["baseline_val"] or {}
@@ -87,7 +89,7 @@ def model_card(cfg, model, summary: dict, command: str) -> str:
 - Output: def2-universal-jfit coefficients, PySCF aux order, elements {', '.join(model.elements)}.
 - Target: {'difference to free-atom minao reference densities' if model.config.delta else 'raw coefficients'}.
 - Loss weights: {cfg.loss_weights}.
-- Domain of validity: {training_domain(model.config, summary)}.
+- Domain of validity: {domain}.
 
 ## Training data
 {summary['n_train']} training structures ({summary['n_train_molecules']} molecules), {summary['n_val']} validation
