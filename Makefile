@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size profile-size bench-matrix train-2h train-v9 train-v9-local check-wheel
+.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size profile-size bench-matrix train-2h train-v9 train-v10 train-v9-local check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,24 +65,29 @@ train-2h: $(STAMP)
 	$(PY) -m workflows.train.ensemble nequip-l-v8-ens nequip-l-v8-g nequip-l-v8-s1-g \
 	    --description 'The mean of two members trained from scratch within the 2-hour budget (make train-2h).'
 
-# The wider-domain recipe (models/nequip-v9-ens/model_card.md), after train-2h: both members of nequip-l-v8-ens
-# warm-started with Br and I, the total charge and 2S as inputs, the learned charge equilibration and spin-density
-# heads, 90 min on every labelled structure (one core each); the orbital-gradient metrics of both fine-tuning
-# samples (every whole 21-40-atom training molecule and 400 others; 2 processes); both 30-min orbital-gradient
-# fine-tunes; their mean. About 3 h; resumable like train-2h. train-v9-local is the same recipe for the local
-# control (no global inputs, no spin heads); it shares the metrics, so it takes about 2.2 h after train-v9.
-define TRAIN_V9
+# The wider-domain recipes (models/nequip-v9-ens/model_card.md, models/nequip-v10-ens/model_card.md), after
+# train-2h. W phase: both members of nequip-l-v8-ens warm-started with Br and I, the total charge and 2S as inputs,
+# the learned charge equilibration and spin-density heads, 90 min on every labelled structure (one core each).
+# G phase: the orbital-gradient metrics of both fine-tuning samples (2 processes), both 30-min orbital-gradient
+# fine-tunes, their mean. train-v9 fine-tunes on every whole 21-40-atom training molecule and 400 others;
+# train-v10 on the same W phase keeps every charged structure in the sample as well. About 3 h each
+# (train-v10 reuses train-v9's W phase when it has run: 1.2 h); resumable like train-2h. train-v9-local is
+# train-v9 for the local control (no global inputs, no spin heads).
+# TRAIN_WIDE: $(1) W-phase configs, $(2) G-phase configs and model name, $(3) description.
+define TRAIN_WIDE
 	$(call TRAIN_BOTH,$(1)-w,$(1)-s1-w)
-	$(TRAIN)/$(1)-g.yaml --precompute-metrics 2
-	$(TRAIN)/$(1)-s1-g.yaml --precompute-metrics 2
-	$(call TRAIN_BOTH,$(1)-g,$(1)-s1-g)
-	$(PY) -m workflows.train.ensemble $(1)-ens runs/models/$(1)-g runs/models/$(1)-s1-g \
-	    --description '$(2)'
+	$(TRAIN)/$(2)-g.yaml --precompute-metrics 2
+	$(TRAIN)/$(2)-s1-g.yaml --precompute-metrics 2
+	$(call TRAIN_BOTH,$(2)-g,$(2)-s1-g)
+	$(PY) -m workflows.train.ensemble $(2)-ens runs/models/$(2)-g runs/models/$(2)-s1-g \
+	    --description '$(3)'
 endef
 train-v9: $(STAMP)
-	$(call TRAIN_V9,nequip-v9,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads (make train-v9).)
+	$(call TRAIN_WIDE,nequip-v9,nequip-v9,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads (make train-v9).)
+train-v10: $(STAMP)
+	$(call TRAIN_WIDE,nequip-v9,nequip-v10,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads and fine-tuned with every charged structure kept (make train-v10).)
 train-v9-local: $(STAMP)
-	$(call TRAIN_V9,nequip-v9-local,The local control of nequip-v9-ens: the same recipe without global inputs or spin-density heads (make train-v9-local).)
+	$(call TRAIN_WIDE,nequip-v9-local,nequip-v9-local,The local control of nequip-v9-ens: the same recipe without global inputs or spin-density heads (make train-v9-local).)
 
 # The wider domain against minao (PBE/def2-SVP): ions, radicals, bromides and iodides, and anions with diffuse
 # functions. ML picks the model as in bench-model; on ions also the neutral model with its charge projection
