@@ -110,6 +110,12 @@ class ModelConfig:
         """Whether the total charge or 2S changes the prediction."""
         return bool(self.global_inputs) or self.charge_equilibration
 
+    @property
+    def knows_total_charge(self) -> bool:
+        """Whether the prediction depends on the total charge (the ``charge`` or ``eeq`` input, or the charge
+        equilibration); a ``spin`` input alone does not."""
+        return self.charge_equilibration or bool({"charge", "eeq"} & set(self.global_inputs))
+
     def to_dict(self) -> dict:
         """JSON-serialisable dict."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -54,12 +54,11 @@ def training_domain(config, summary: dict) -> str:
     """One line for the metadata's ``domain``: the total charges and spins (2S) of the training structures that the
     network can tell apart.
 
-    A network that gets no total charge (neither the ``charge`` or ``eeq`` input nor the charge equilibration) sees
-    every structure as neutral, and one without spin-density heads predicts no spin density, so they cover the
-    neutral closed shell (the converter projects ions onto their electron count) whatever the data held.
+    A network that gets no total charge (``config.knows_total_charge`` False) sees every structure as neutral, and
+    one without spin-density heads predicts no spin density, so they cover the neutral closed shell (the converter
+    projects ions onto their electron count) whatever the data held.
     """
-    knows_charge = config.charge_equilibration or bool({"charge", "eeq"} & set(config.global_inputs))
-    charges = summary["train_charges"] if knows_charge else [0]
+    charges = summary["train_charges"] if config.knows_total_charge else [0]
     spins = summary["train_spins"] if config.spin_density else [0]
     charge = "neutral" if charges == [0] else f"total charge {min(charges):+d} to {max(charges):+d}"
     spin = "closed-shell" if spins == [0] else f"2S {min(spins)} to {max(spins)} with a predicted spin density"
