@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
     par.add_argument("--scheduler", help="address of a running Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--gpu", action="store_true", help="run the SCF through gpu4pyscf")
+    p.add_argument("--stability", action=argparse.BooleanOptionalAction, default=True,
+                   help="internal stability analysis of each converged open shell, after the timing (default on; "
+                        "it can cost several SCFs: with --no-stability the report says 'not analysed')")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="leave out (and list in the report) molecules with an element a requested density model "
                         "does not cover, instead of stopping")
@@ -286,7 +289,7 @@ def _cmd_run(args) -> int:
     reference_dir = None
     if any(g.kind == "oracle" for g in guesses):
         reference_dir = f"{os.path.splitext(args.out)[0]}.refs"
-    jobs = plan_jobs(structures, bases, xcs, guesses, settings, model_sha256, reference_dir)
+    jobs = plan_jobs(structures, bases, xcs, guesses, settings, model_sha256, reference_dir, args.stability)
     store = ResultStore(args.out, create=True)
     stored = failed = 0
     lost = []

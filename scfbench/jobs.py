@@ -85,6 +85,10 @@ class Job:
         Folder of converged ``minao`` density matrices: a ``minao`` job stores its converged result there and an
         ``oracle`` job of the same molecule and settings starts from it instead of converging it again. Not part
         of the key (it changes where work is done, not the result).
+    stability : bool
+        Run PySCF's internal stability analysis on a converged open shell, after the timing (``stable`` in the
+        record; None when off). It can cost several times the SCF itself. Not part of the key (an analysis of
+        the result, not the result).
     """
 
     structure: Structure
@@ -94,6 +98,7 @@ class Job:
     settings: ScfSettings = field(default_factory=ScfSettings)
     model_sha256: str | None = None
     reference_dir: str | None = None
+    stability: bool = True
 
     @property
     def key(self) -> str:
@@ -185,7 +190,8 @@ def run_job(job: Job) -> dict:
     ``mf.kernel`` alone), Fock builds (``guess_fock_builds`` hidden in the guess, ``fock_builds`` = cycles +
     hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
     ``s2`` (⟨S²⟩ of the final UKS determinant for open shells, else None), ``stable`` (open shells: whether the
-    converged state passed PySCF's internal stability analysis, run after the timing; else None) and ``status``
+    converged state passed PySCF's internal stability analysis, run after the timing; None for closed shells and
+    when ``job.stability`` is off) and ``status``
     ("ok" or "failed" with ``error``).
     """
     from scfbench.parallel import format_error
@@ -248,7 +254,7 @@ def _run(job: Job, record: dict) -> None:
     record["energy"] = float(mf_run.e_tot)
     if mol.spin:
         record["s2"] = float(mf_run.spin_square()[0])
-        if mf_run.converged and not settings.gpu:  # which of two different converged states is a minimum
+        if mf_run.converged and job.stability and not settings.gpu:  # which of two converged states is a minimum
             record["stable"] = bool(mf_run.stability(return_status=True)[2])
     if job.guess.kind == "minao" and not settings.gpu:
         _store_reference(job, mf_run)
@@ -260,7 +266,8 @@ def _run(job: Job, record: dict) -> None:
 
 
 def plan_jobs(structures, bases, xcs, guesses: list[GuessSpec], settings: ScfSettings,
-              model_sha256: dict[str, str] | None = None, reference_dir: str | None = None) -> list[Job]:
+              model_sha256: dict[str, str] | None = None, reference_dir: str | None = None,
+              stability: bool = True) -> list[Job]:
     """All jobs of a run, molecule by molecule (so a molecule's guesses finish close together), ``oracle`` last.
 
     The ``oracle`` jobs come after all others so that, with ``reference_dir``, the ``minao`` runs they start from
@@ -276,9 +283,11 @@ def plan_jobs(structures, bases, xcs, guesses: list[GuessSpec], settings: ScfSet
         Guess label -> model sha256 for ``ml`` guesses.
     reference_dir : str, optional
         See :class:`Job`.
+    stability : bool
+        See :class:`Job`.
     """
     model_sha256 = model_sha256 or {}
-    jobs = [Job(s, b, x, g, settings, model_sha256.get(g.label), reference_dir)
+    jobs = [Job(s, b, x, g, settings, model_sha256.get(g.label), reference_dir, stability)
             for s in structures for b in bases for x in xcs for g in guesses]
     return sorted(jobs, key=lambda job: job.guess.kind == "oracle")
 

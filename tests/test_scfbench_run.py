@@ -75,6 +75,10 @@ def test_open_shell_records_hold_s2_and_every_start_reaches_the_same_state():
     assert all(r["stable"] is True for r in records.values())  # the doublet ground state
     closed = run_job(Job(HF, "sto-3g", "pbe", parse_guess("minao"), settings))
     assert closed["s2"] is None and closed["stable"] is None
+    unanalysed = Job(radical, "sto-3g", "pbe", parse_guess("minao"), settings, stability=False)
+    assert unanalysed.key == Job(radical, "sto-3g", "pbe", parse_guess("minao"), settings).key  # same result
+    record = run_job(unanalysed)
+    assert record["s2"] == pytest.approx(records["minao"]["s2"], abs=1e-6) and record["stable"] is None
 
 
 def test_job_key_covers_every_setting_and_model():
