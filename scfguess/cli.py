@@ -338,6 +338,8 @@ def cmd_models(args, out):
             print(f"{m['name']}{mark}: format {m['format_version']}, sha256 {str(m['sha256'])[:12]}, "
                   f"auxbasis {m['auxbasis']}, elements {' '.join(m['elements'] or [])}", file=out)
         print(f"  {m['path']}", file=out)
+        if m["domain"]:
+            print(f"  trained on {m['domain']}", file=out)
         if m["description"]:
             print(f"  {m['description']}", file=out)
     return 0

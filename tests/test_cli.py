@@ -68,6 +68,7 @@ def test_models_lists_installed_models(models):
     code, out = run(["models"])
     assert code == 0
     assert out.startswith("tiny (default): format 1") and "elements H C O" in out and str(models) in out
+    assert "  trained on neutral, closed-shell molecules of the listed elements\n" in out
 
 
 def test_models_reports_each_broken_model_and_lists_the_others(tmp_path, tiny_models, monkeypatch):

@@ -296,8 +296,8 @@ def list_models() -> list[dict]:
     -------
     list of dict
         One per model folder (the first of each name in :func:`model_dirs` order): ``name``, ``path``, ``default``,
-        ``format_version``, ``sha256``, ``elements``, ``auxbasis``, ``description`` (None where ``metadata.json``
-        cannot be read) and ``error``: None for a model that can be loaded, else one sentence on why not (a
+        ``format_version``, ``sha256``, ``elements``, ``auxbasis``, ``domain`` (the charges and spins it was trained
+        on, one line), ``description`` (None where ``metadata.json`` cannot be read) and ``error``: None for a model that can be loaded, else one sentence on why not (a
         ``metadata.json`` that is not JSON, with the file and position; a missing or corrupt ``weights.pt``; a newer
         ``format_version``). One broken folder never hides the others.
     """
@@ -313,7 +313,7 @@ def list_models() -> list[dict]:
             seen.add(folder.name)
             entry = {"name": folder.name, "path": str(folder), "default": folder.name == default,
                      "format_version": None, "sha256": None, "elements": None, "auxbasis": None,
-                     "description": "", "error": None}
+                     "domain": None, "description": "", "error": None}
             try:
                 with open(folder / METADATA_FILE, encoding="utf-8") as fh:
                     meta = json.load(fh)
@@ -325,7 +325,7 @@ def list_models() -> list[dict]:
                 continue
             entry.update({
                 "format_version": meta.get("format_version"), "sha256": meta.get("sha256"),
-                "elements": meta.get("elements"), "auxbasis": meta.get("auxbasis"),
+                "elements": meta.get("elements"), "auxbasis": meta.get("auxbasis"), "domain": meta.get("domain"),
                 "description": meta.get("description", ""), "error": _model_problem(folder, meta),
             })
             out.append(entry)
