@@ -98,6 +98,35 @@ def test_error_split_isolates_the_coulomb_and_xc_parts():
     assert minao["predicted_screened"] > minao["predicted_bare"] > 0  # the Coulomb response amplifies
 
 
+def test_spin_error_split_of_an_open_shell():
+    """OH radical: a model that predicts the label's total and spin density scores the oracle in every mixture that
+    keeps both; dropping the spin density (ρ_α = ρ_β = ρ/2) moves the guess away from it."""
+    from pyscf import scf
+
+    from stub_models import FixedModel
+    from workflows.checks.error_split import split_spin_error
+
+    positions = [[0, 0, 0], [0, 0, 0.97]]
+    mol = gto.M(atom=[("O", positions[0]), ("H", positions[1])], basis="def2-svp", spin=1, verbose=0)
+    dm_a, dm_b = scf.UHF(mol).run().make_rdm1()
+    label, spin_label = fit_density(mol, dm_a + dm_b), fit_density(mol, dm_a - dm_b)
+
+    class SpinModel(FixedModel):
+        predicts_spin = True
+
+        def predict_spin(self, numbers, positions_angstrom):
+            return self.coeffs.copy(), spin_label.copy()
+
+    structure = {"structure_id": "oh", "numbers": [8, 1], "positions": positions, "charge": 0, "spin": 1,
+                 "coeffs": label, "spin_coeffs": spin_label}
+    row = split_spin_error(SpinModel(label), [structure])["per_structure"]["oh"]
+    for variant in ("model", "spin_label", "density_label"):
+        assert row[variant] == pytest.approx(row["label"], rel=1e-8)
+    assert row["spin_none"] > 2 * row["label"]
+    with pytest.raises(ValueError, match="predicts no spin density"):
+        split_spin_error(FixedModel(label), [structure])
+
+
 def test_screened_metric_is_the_response_amplified_ov_error(water):
     """Δcᵀ Rᵀ M R Δc equals ‖(1 + 4 V E⁻¹) ΔF_ov‖² with V_ia,jb = (ia|jb) built explicitly in the auxiliary basis."""
     from scfguess.density.auxbasis import coulomb_metric

@@ -29,6 +29,19 @@ coefficient error Δc alone are added, in the same commutator norm (2√2 times 
 ``predicted_bare`` from the gradient metric M and ``predicted_screened`` from the screened metric Rᵀ M R of
 :mod:`workflows.train.gradient_metric` (``--no-predict`` skips them). Prints one JSON object: per structure the gradient
 norms (Hartree) and their geometric means over the structures.
+
+``--spin`` splits an open shell's guess error instead, between its total density and its spin density m = ρ_α − ρ_β
+(both through the converter's spin-polarised V_xc, UKS):
+
+================  ==============  ================
+variant           ρ from          m from
+================  ==============  ================
+``model``         model           model            (the ML guess)
+``spin_label``    model           label            (a perfect spin density)
+``spin_none``     model           none: ρ_α = ρ_β = ρ/2
+``density_label`` label           model            (a perfect total density)
+``label``         label           label            (the oracle)
+================  ==============  ================
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ VARIANTS = ("model", "j_label", "xc_label", "label", "populations", "dipoles")
 PROJECTED = ("populations", "dipoles")
 BY_L = {"l0_label": (0,), "l1_label": (1,), "l2up_label": (2, 3, 4, 5, 6)}
 PREDICTIONS = ("predicted_bare", "predicted_screened")
+SPIN_VARIANTS = ("model", "spin_label", "spin_none", "density_label", "label")
 
 
 def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp",
@@ -139,6 +153,58 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
                         for v in VARIANTS + tuple(BY_L if by_l else ()) + (PREDICTIONS if predict else ())}}
 
 
+def split_spin_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp") -> dict:
+    """Gradient norms of the total/spin-density mixtures of :data:`SPIN_VARIANTS` for open-shell structures.
+
+    Parameters
+    ----------
+    model : str or loaded model
+        Installed model name, or a loaded model with a spin-density output (``predict_spin``).
+    structures : list of dict
+        Labelled open-shell structures (:func:`workflows.train.dataset.load_structures`): numbers, positions (Å),
+        charge, spin (2S > 0), coeffs and spin_coeffs.
+
+    Returns
+    -------
+    dict
+        ``{"per_structure": {id: {variant: gradient norm (Hartree)}}, "geomean": {variant: value}, "natoms": {id: n}}``.
+    """
+    from scfbench.guesses import guess_quality
+    from scfbench.metrics import geometric_mean
+    from scfguess.density.converter import density_to_dm
+    from scfguess.guess import predict_coefficients
+    from scfguess.model.registry import load_model
+    from scfguess.scf import ScfSettings, make_scf
+    from scfguess.structures import Structure, to_mole
+
+    if isinstance(model, str):
+        model = load_model(model)
+    if not getattr(model, "predicts_spin", False):
+        raise ValueError(f"model {model.name!r} predicts no spin density.")
+    per, natoms = {}, {}
+    for s in structures:
+        if not s.get("spin"):
+            raise ValueError(f"structure {s['structure_id']} is a closed shell; --spin takes open shells only.")
+        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"],
+                       charge=s.get("charge", 0), spin=s["spin"])
+        mol = to_mole(st, basis)
+        mf = make_scf(mol, xc, ScfSettings())
+        prediction = predict_coefficients(mol, model)
+        rho = {"model": prediction.coeffs, "label": np.asarray(s["coeffs"], dtype=np.float64)}
+        m = {"model": prediction.spin_coeffs, "label": np.asarray(s["spin_coeffs"], dtype=np.float64), "none": None}
+        mixtures = {"model": ("model", "model"), "spin_label": ("model", "label"), "spin_none": ("model", "none"),
+                    "density_label": ("label", "model"), "label": ("label", "label")}
+        row = {name: guess_quality(mf, density_to_dm(mf, rho[r], model.auxbasis, fix_charge=True,
+                                                     spin_coeffs=m[k]))[1]
+               for name, (r, k) in mixtures.items()}
+        per[s["structure_id"]] = row
+        natoms[s["structure_id"]] = len(s["numbers"])
+        print(s["structure_id"], len(s["numbers"]), {k: round(float(v), 4) for k, v in row.items()},
+              file=sys.stderr, flush=True)
+    return {"model": model.name, "per_structure": per, "natoms": natoms,
+            "geomean": {v: geometric_mean([row[v] for row in per.values()]) for v in SPIN_VARIANTS}}
+
+
 def main(argv=None) -> int:
     """Command line (see the module docstring)."""
     from workflows.train.dataset import load_structures, resolve_shards
@@ -150,13 +216,20 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=6, help="first LIMIT structures (default 6)")
     parser.add_argument("--no-predict", action="store_true", help="skip the metric predictions")
     parser.add_argument("--by-l", action="store_true", help="also the label's coefficients of one l at a time")
+    parser.add_argument("--spin", action="store_true",
+                        help="open shells only: split the error between the total and the spin density")
     args = parser.parse_args(argv)
     structures = [s for s in load_structures(resolve_shards(args.shards))
-                  if args.split is None or s["split"] == args.split][:args.limit]
+                  if (args.split is None or s["split"] == args.split) and (not args.spin or s.get("spin"))]
+    structures = structures[:args.limit]
     if not structures:
         print(f"no structures in {args.shards}" + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
         return 2
-    print(json.dumps(split_guess_error(args.model, structures, predict=not args.no_predict, by_l=args.by_l), indent=1))
+    if args.spin:
+        result = split_spin_error(args.model, structures)
+    else:
+        result = split_guess_error(args.model, structures, predict=not args.no_predict, by_l=args.by_l)
+    print(json.dumps(result, indent=1))
     return 0
 
 
