@@ -220,7 +220,8 @@ def init_guess(mf, model=None, coeffs=None, **convert_kwargs):
     coeffs : ndarray (naux,), optional
         Density coefficients in def2-universal-jfit (PySCF order) to convert instead of predicting.
     **convert_kwargs
-        ``exchange=`` and ``fix_charge=`` of :func:`scfguess.density_to_dm`.
+        ``exchange=`` and ``fix_charge=`` of :func:`scfguess.density_to_dm`; with ``coeffs`` also
+        ``spin_coeffs=`` (an open shell's spin density in the same basis).
 
     Returns
     -------

@@ -171,14 +171,15 @@ def split_spin_error(model, structures: list[dict], xc: str = "pbe", basis: str 
     """
     from scfbench.guesses import guess_quality
     from scfbench.metrics import geometric_mean
-    from scfguess.density.converter import density_to_dm
-    from scfguess.guess import predict_coefficients
+    from scfguess.guess import init_guess, predict_coefficients
     from scfguess.model.registry import load_model
     from scfguess.scf import ScfSettings, make_scf
     from scfguess.structures import Structure, to_mole
 
     if isinstance(model, str):
         model = load_model(model)
+    if model.auxbasis != "def2-universal-jfit":
+        raise ValueError(f"model {model.name!r} predicts in {model.auxbasis}; the labels are in def2-universal-jfit.")
     if not getattr(model, "predicts_spin", False):
         raise ValueError(f"model {model.name!r} predicts no spin density.")
     per, natoms = {}, {}
@@ -194,8 +195,7 @@ def split_spin_error(model, structures: list[dict], xc: str = "pbe", basis: str 
         m = {"model": prediction.spin_coeffs, "label": np.asarray(s["spin_coeffs"], dtype=np.float64), "none": None}
         mixtures = {"model": ("model", "model"), "spin_label": ("model", "label"), "spin_none": ("model", "none"),
                     "density_label": ("label", "model"), "label": ("label", "label")}
-        row = {name: guess_quality(mf, density_to_dm(mf, rho[r], model.auxbasis, fix_charge=True,
-                                                     spin_coeffs=m[k]))[1]
+        row = {name: guess_quality(mf, init_guess(mf, coeffs=rho[r], fix_charge=True, spin_coeffs=m[k]))[1]
                for name, (r, k) in mixtures.items()}
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])
