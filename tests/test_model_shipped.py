@@ -32,7 +32,8 @@ def _converge(mol, dm0=None):
 def test_shipped_model_metadata(shipped):
     meta = shipped.metadata
     assert meta["format_version"] >= 1 and meta["sha256"] == shipped.sha256
-    assert {"H", "C", "N", "O", "F", "P", "S", "Cl"} <= set(shipped.elements)
+    assert {"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"} <= set(shipped.elements)
+    assert shipped.takes_charge_and_spin and "charge -1 to +1" in meta["domain"]
     assert meta["training_command"]
     trained = meta.get("member_models", [meta])  # an ensemble records the training of each member
     assert trained and all(m["training"]["n_train"] > 0 for m in trained)
@@ -99,15 +100,15 @@ def test_shipped_model_beats_the_atomic_references_on_held_out_molecules(shipped
     assert model["rmse"] < 0.5 * baseline["rmse"]
 
 
-def test_iodobenzene_prediction_counts_the_electrons_the_ecp_leaves():
-    """The installed wider-domain model on iodobenzene at def2-SVP: iodine's def2 ECP replaces 28 core electrons, so
+def test_iodobenzene_prediction_counts_the_electrons_the_ecp_leaves(shipped):
+    """The default model on iodobenzene at def2-SVP: iodine's def2 ECP replaces 28 core electrons, so
     the SCF has 66 electrons; the raw prediction (no charge projection) integrates to that count within 0.5 e."""
     from scfbench.nci import embed
     from scfguess.density.auxbasis import make_auxmol
     from scfguess.density.electrons import electron_count
     from scfguess.structures import atomic_numbers, from_atoms, to_mole
 
-    model = load_model("nequip-v9-ens")
+    model = shipped
     mol = to_mole(from_atoms(embed("Ic1ccccc1"), "iodobenzene"), "def2-svp")
     assert "I" in model.elements and mol.nelectron == 6 * 6 + 5 + 53 - 28
     coeffs = model.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"))

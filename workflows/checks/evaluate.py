@@ -1,8 +1,8 @@
 """Compare installed models on one set of labelled structures (no SCF): Coulomb error per atom, MAE, RMSE.
 
-    python -m workflows.checks.evaluate nequip-l-v8-ens nequip-l-v5-ens [--shards "data/shards/shard-0000?.h5"] [--split val]
-    python -m workflows.checks.evaluate nequip-l-v8-ens nequip-l-v5-ens --guess-quality nci-21-25 --limit 8
-    python -m workflows.checks.evaluate nequip-l-v8-ens nequip-l-v5-ens --guess-quality held-out-21-40 --limit 16
+    python -m workflows.checks.evaluate nequip-v10-ens nequip-l-v8-ens [--shards "data/shards/shard-0000?.h5"] [--split val]
+    python -m workflows.checks.evaluate nequip-v10-ens nequip-l-v8-ens --guess-quality nci-21-25 --limit 8
+    python -m workflows.checks.evaluate nequip-v10-ens nequip-l-v8-ens --guess-quality held-out-21-40 --limit 16
 
 ``--guess-quality SET`` scores each model's *guess* instead, on SCFbench molecules (PBE/def2-SVP, SCFbench's
 default SCF settings): the orbital-gradient norm and energy of the converted guess, one Fock build per molecule and
