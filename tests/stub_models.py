@@ -61,7 +61,8 @@ def save_tiny_model(folder, elements=("H", "C", "O"), default=True):
 
     module = DensityModel(ModelConfig(elements=tuple(elements), hidden_muls=(4, 2, 2, 2, 2), num_layers=1,
                                       radial_hidden=8, num_basis=4))
-    metadata = {"description": "untrained test model", "domain": "neutral, closed-shell molecules of the listed elements"}
+    metadata = {"description": "untrained test model",
+                "domain": "neutral, closed-shell molecules of the listed elements"}
     path = save_model(module, folder / "tiny", metadata, "# tiny\n")
     if default:
         (folder / "DEFAULT").write_text("tiny\n")

@@ -108,8 +108,7 @@ def test_iodobenzene_prediction_counts_the_electrons_the_ecp_leaves(shipped):
     from scfguess.density.electrons import electron_count
     from scfguess.structures import atomic_numbers, from_atoms, to_mole
 
-    model = shipped
     mol = to_mole(from_atoms(embed("Ic1ccccc1"), "iodobenzene"), "def2-svp")
-    assert "I" in model.elements and mol.nelectron == 6 * 6 + 5 + 53 - 28
-    coeffs = model.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"))
-    assert electron_count(make_auxmol(mol, model.auxbasis), coeffs) == pytest.approx(mol.nelectron, abs=0.5)
+    assert "I" in shipped.elements and mol.nelectron == 6 * 6 + 5 + 53 - 28
+    coeffs = shipped.predict(atomic_numbers(mol), mol.atom_coords(unit="Angstrom"))
+    assert electron_count(make_auxmol(mol, shipped.auxbasis), coeffs) == pytest.approx(mol.nelectron, abs=0.5)

@@ -297,8 +297,8 @@ def list_models() -> list[dict]:
     list of dict
         One per model folder (the first of each name in :func:`model_dirs` order): ``name``, ``path``, ``default``,
         ``format_version``, ``sha256``, ``elements``, ``auxbasis``, ``domain`` (the charges and spins it was trained
-        on, one line), ``description`` (None where ``metadata.json`` cannot be read) and ``error``: None for a model that can be loaded, else one sentence on why not (a
-        ``metadata.json`` that is not JSON, with the file and position; a missing or corrupt ``weights.pt``; a newer
+        on, one line), ``description`` (None where ``metadata.json`` cannot be read) and ``error``: None for a model
+        that can be loaded, else one sentence on why not (a ``metadata.json`` that is not JSON, with the file and position; a missing or corrupt ``weights.pt``; a newer
         ``format_version``). One broken folder never hides the others.
     """
     try:

@@ -30,8 +30,8 @@ coefficient error Δc alone are added, in the same commutator norm (2√2 times 
 :mod:`workflows.train.gradient_metric` (``--no-predict`` skips them). Prints one JSON object: per structure the gradient
 norms (Hartree) and their geometric means over the structures.
 
-``--spin`` splits an open shell's guess error instead, between its total density and its spin density m = ρ_α − ρ_β
-(both through the converter's spin-polarised V_xc, UKS):
+``--spin`` splits an open shell's guess error instead, between its total density and its spin density
+m = ρ_α − ρ_β (both through the converter's spin-polarised V_xc, UKS):
 
 ================  ==============  ================
 variant           ρ from          m from
@@ -56,7 +56,19 @@ VARIANTS = ("model", "j_label", "xc_label", "label", "populations", "dipoles")
 PROJECTED = ("populations", "dipoles")
 BY_L = {"l0_label": (0,), "l1_label": (1,), "l2up_label": (2, 3, 4, 5, 6)}
 PREDICTIONS = ("predicted_bare", "predicted_screened")
-SPIN_VARIANTS = ("model", "spin_label", "spin_none", "density_label", "label")
+#: --spin variants: name -> (source of ρ, source of m); "none" is ρ_α = ρ_β = ρ/2.
+SPIN_MIXTURES = {"model": ("model", "model"), "spin_label": ("model", "label"), "spin_none": ("model", "none"),
+                 "density_label": ("label", "model"), "label": ("label", "label")}
+
+
+def _labelled_scf(structure: dict, xc: str, basis: str):
+    """The SCF object (SCFbench's default settings) of a labelled structure, at its charge and spin."""
+    from scfguess.scf import ScfSettings, make_scf
+    from scfguess.structures import Structure, to_mole
+
+    st = Structure(numbers=np.asarray(structure["numbers"]), positions=np.asarray(structure["positions"]),
+                   id=structure["structure_id"], charge=structure.get("charge", 0), spin=structure.get("spin", 0))
+    return make_scf(to_mole(st, basis), xc, ScfSettings())
 
 
 def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp",
@@ -89,18 +101,14 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfguess.density.fitting import coulomb_matrix
     from scfguess.guess import predict_coefficients
     from scfguess.model.registry import load_model
-    from scfguess.scf import ScfSettings, make_scf
-    from scfguess.structures import Structure, to_mole
     from workflows.train.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
 
     if isinstance(model, str):
         model = load_model(model)
     per, natoms, moment_errors = {}, {}, {}
     for s in structures:
-        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"],
-                       charge=s.get("charge", 0), spin=s.get("spin", 0))
-        mol = to_mole(st, basis)
-        mf = make_scf(mol, xc, ScfSettings())
+        mf = _labelled_scf(s, xc, basis)
+        mol = mf.mol
         auxmol = make_auxmol(mol, model.auxbasis)
         metric = coulomb_metric(auxmol)
         coeffs = {
@@ -154,7 +162,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
 
 
 def split_spin_error(model, structures: list[dict], xc: str = "pbe", basis: str = "def2-svp") -> dict:
-    """Gradient norms of the total/spin-density mixtures of :data:`SPIN_VARIANTS` for open-shell structures.
+    """Gradient norms of the total/spin-density mixtures of :data:`SPIN_MIXTURES` for open-shell structures.
 
     Parameters
     ----------
@@ -171,38 +179,32 @@ def split_spin_error(model, structures: list[dict], xc: str = "pbe", basis: str 
     """
     from scfbench.guesses import guess_quality
     from scfbench.metrics import geometric_mean
+    from scfguess.density.auxbasis import DEFAULT_AUXBASIS
     from scfguess.guess import init_guess, predict_coefficients
     from scfguess.model.registry import load_model
-    from scfguess.scf import ScfSettings, make_scf
-    from scfguess.structures import Structure, to_mole
 
     if isinstance(model, str):
         model = load_model(model)
-    if model.auxbasis != "def2-universal-jfit":
-        raise ValueError(f"model {model.name!r} predicts in {model.auxbasis}; the labels are in def2-universal-jfit.")
+    if model.auxbasis != DEFAULT_AUXBASIS:
+        raise ValueError(f"model {model.name!r} predicts in {model.auxbasis}; the labels are in {DEFAULT_AUXBASIS}.")
     if not getattr(model, "predicts_spin", False):
         raise ValueError(f"model {model.name!r} predicts no spin density.")
     per, natoms = {}, {}
     for s in structures:
         if not s.get("spin"):
             raise ValueError(f"structure {s['structure_id']} is a closed shell; --spin takes open shells only.")
-        st = Structure(numbers=np.asarray(s["numbers"]), positions=np.asarray(s["positions"]), id=s["structure_id"],
-                       charge=s.get("charge", 0), spin=s["spin"])
-        mol = to_mole(st, basis)
-        mf = make_scf(mol, xc, ScfSettings())
-        prediction = predict_coefficients(mol, model)
+        mf = _labelled_scf(s, xc, basis)
+        prediction = predict_coefficients(mf.mol, model)
         rho = {"model": prediction.coeffs, "label": np.asarray(s["coeffs"], dtype=np.float64)}
         m = {"model": prediction.spin_coeffs, "label": np.asarray(s["spin_coeffs"], dtype=np.float64), "none": None}
-        mixtures = {"model": ("model", "model"), "spin_label": ("model", "label"), "spin_none": ("model", "none"),
-                    "density_label": ("label", "model"), "label": ("label", "label")}
         row = {name: guess_quality(mf, init_guess(mf, coeffs=rho[r], fix_charge=True, spin_coeffs=m[k]))[1]
-               for name, (r, k) in mixtures.items()}
+               for name, (r, k) in SPIN_MIXTURES.items()}
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])
         print(s["structure_id"], len(s["numbers"]), {k: round(float(v), 4) for k, v in row.items()},
               file=sys.stderr, flush=True)
     return {"model": model.name, "per_structure": per, "natoms": natoms,
-            "geomean": {v: geometric_mean([row[v] for row in per.values()]) for v in SPIN_VARIANTS}}
+            "geomean": {v: geometric_mean([row[v] for row in per.values()]) for v in SPIN_MIXTURES}}
 
 
 def main(argv=None) -> int:
@@ -223,7 +225,8 @@ def main(argv=None) -> int:
                   if (args.split is None or s["split"] == args.split) and (not args.spin or s.get("spin"))]
     structures = structures[:args.limit]
     if not structures:
-        print(f"no structures in {args.shards}" + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
+        print(f"no {'open-shell ' if args.spin else ''}structures in {args.shards}"
+              + (f" of split {args.split}" if args.split else ""), file=sys.stderr)
         return 2
     if args.spin:
         result = split_spin_error(args.model, structures)
