@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size profile-size bench-matrix train-2h train-v9 train-v10 train-v9-local check-wheel
+.PHONY: demo test test-slow install clean bench-model bench-transfer bench-domain bench-size profile-size bench-matrix train-2h train-v9 train-v10 train-v11 train-v9-local check-wheel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,14 @@ train-v9: $(STAMP)
 	$(call TRAIN_WIDE,nequip-v9,nequip-v9,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads (make train-v9).)
 train-v10: $(STAMP)
 	$(call TRAIN_WIDE,nequip-v9,nequip-v10,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads and fine-tuned with every charged structure kept (make train-v10).)
+# train-v11, after train-v10: both members of nequip-v10-ens fine-tuned 30 min more at a third of the learning
+# rate with every open-shell training structure kept in the sample as well (their UKS orbital-gradient metric).
+train-v11: $(STAMP)
+	$(TRAIN)/nequip-v11-g.yaml --precompute-metrics 2
+	$(TRAIN)/nequip-v11-s1-g.yaml --precompute-metrics 2
+	$(call TRAIN_BOTH,nequip-v11-g,nequip-v11-s1-g)
+	$(PY) -m workflows.train.ensemble nequip-v11-ens runs/models/nequip-v11-g runs/models/nequip-v11-s1-g \
+	    --description 'The mean of the two members of nequip-v10-ens fine-tuned with the orbital-gradient loss on every radical as well (make train-v11).'
 train-v9-local: $(STAMP)
 	$(call TRAIN_WIDE,nequip-v9-local,nequip-v9-local,The local control of nequip-v9-ens: the same recipe without global inputs or spin-density heads (make train-v9-local).)
 

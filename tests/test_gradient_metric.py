@@ -60,9 +60,11 @@ def test_metric_is_invariant_under_rotation_and_translation(water):
     assert np.abs(m0 - m1).max() > 1e-2 * scale  # the rotation does change the metric
 
 
-def test_open_shell_and_wrong_length_are_refused():
-    with pytest.raises(ValueError, match="closed-shell"):
+def test_open_shell_without_spin_density_and_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="spin-density coefficients"):
         gradient_metric([1, 1, 1], [[0, 0, 0], [0, 0, 0.9], [0, 0.9, 0]], np.zeros(30), AUX)
+    with pytest.raises(ValueError, match="does not fit"):
+        gradient_metric([1, 1, 1], [[0, 0, 0], [0, 0, 0.9], [0, 0.9, 0]], np.zeros(30), AUX, spin=2)
     with pytest.raises(ValueError, match="auxiliary functions"):
         gradient_metric([1, 1], [[0, 0, 0], [0, 0, 0.74]], np.zeros(3), AUX)
 
@@ -164,23 +166,72 @@ def test_charged_and_iodine_structures_get_their_electron_count():
     ammonium = [[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]]
     m_cation, nocc, nelectron = metric_rank([7, 1, 1, 1, 1], ammonium, 1)
     assert nelectron == 10 and nocc == 5
-    with pytest.raises(ValueError, match="closed-shell"):  # neutral NH4 is a radical: the charge is what is used
+    with pytest.raises(ValueError, match="spin-density"):  # neutral NH4 is a radical: the charge is what is used
         gradient_metric([7, 1, 1, 1, 1], ammonium, np.zeros(len(m_cation)), AUX)
 
 
-def test_open_shell_structures_are_left_out_of_the_gradient_losses():
-    import torch
+@pytest.fixture(scope="module")
+def hydroxyl():
+    """OH radical at UKS-PBE/def2-SVP: (mol, auxmol, total and spin-density coefficients)."""
+    mol = gto.M(atom="O 0 0 0; H 0 0 0.97", basis="def2-svp", spin=1, verbose=0)
+    dm_a, dm_b = dft.UKS(mol, xc="pbe").density_fit(auxbasis=AUX).run(conv_tol=1e-10).make_rdm1()
+    return mol, make_auxmol(mol, AUX), fit_density(mol, dm_a + dm_b), fit_density(mol, dm_a - dm_b)
 
-    from workflows.train.losses import _quadratic
-    from workflows.train.metrics import MetricCache, closed_shell
 
-    radical = {"structure_id": "r", "numbers": np.array([6, 1, 1, 1]), "charge": 0, "spin": 1,
-               "coeffs": np.zeros(2)}
-    cation = {"structure_id": "c", "numbers": np.array([7, 1, 1, 1, 1]), "charge": 1, "spin": 0,
-              "coeffs": np.zeros(2)}
-    assert not closed_shell(radical) and closed_shell(cation)
-    metric = MetricCache(lambda s: np.eye(2), 1.0, applies=closed_shell)
-    err = torch.ones(4)
-    bounds = np.array([0, 2, 4])
-    assert float(_quadratic(err, bounds, [radical, cation], metric)) == 2.0
-    assert float(_quadratic(err, bounds, [cation, cation], metric)) == 4.0
+def test_open_shell_metric_is_the_mean_of_the_alpha_and_beta_blocks(hydroxyl):
+    """A doublet's metric: ½ Σ_σ ‖ΔJ_ov^σ‖² in its α (5 occupied) and β (4 occupied) orbitals, and the screened one
+    ½ Σ_σ ‖g_σ‖² with g_σ = ΔF_ov + 2 Σ_σ' V^σσ' E_σ'⁻¹ ΔF_ov^σ' built explicitly in the auxiliary basis."""
+    from scfguess.density.auxbasis import coulomb_metric
+    from workflows.train.gradient_metric import label_channels
+
+    mol, auxmol, coeffs, spin_coeffs = hydroxyl
+    channels = label_channels(mol, auxmol, coeffs, spin_coeffs=spin_coeffs)
+    assert [ch.occ.shape[1] for ch in channels] == [5, 4]
+    dc = np.random.default_rng(1).normal(scale=1e-2, size=auxmol.nao)
+    d_j = coulomb_matrix(mol, auxmol, dc)
+    blocks = [ch.occ.T @ d_j @ ch.vir for ch in channels]
+    numbers, positions = [8, 1], [[0, 0, 0], [0, 0, 0.97]]
+    bare = gradient_metric(numbers, positions, coeffs, AUX, spin=1, spin_coeffs=spin_coeffs)
+    assert dc @ bare @ dc == pytest.approx(0.5 * sum(np.sum(b * b) for b in blocks), rel=1e-9)
+
+    jm = coulomb_metric(auxmol)
+    ws = [ov_three_center(mol, auxmol, ch.occ, ch.vir) for ch in channels]
+    rotated = sum(w @ (b.ravel() / ch.gaps.ravel()) for w, b, ch in zip(ws, blocks, channels))  # Σ_σ' (P|jb) κ
+    response = np.linalg.solve(jm, rotated)
+    g = [b.ravel() + 2 * w.T @ response for w, b in zip(ws, blocks)]
+    screened = gradient_metric(numbers, positions, coeffs, AUX, spin=1, spin_coeffs=spin_coeffs, screened=True)
+    assert dc @ screened @ dc == pytest.approx(0.5 * sum(x @ x for x in g), rel=1e-8)
+
+
+def test_a_closed_shell_as_two_equal_channels_gives_the_closed_shell_metric(water):
+    """The open-shell formula reduces to the closed-shell one: water with a zero spin density, as α and β."""
+    from scfguess.density.auxbasis import coulomb_metric
+    from workflows.train.gradient_metric import channel_metric, label_channels
+
+    _, mol, auxmol, coeffs, _ = water
+    jm = coulomb_metric(auxmol)
+    for spin_coeffs in (None, np.zeros_like(coeffs)):
+        channels = label_channels(mol, auxmol, coeffs, spin_coeffs=spin_coeffs)
+        ws = [ov_three_center(mol, auxmol, ch.occ, ch.vir) for ch in channels]
+        if spin_coeffs is None:
+            closed = channel_metric(ws, channels), channel_metric(ws, channels, jm)
+        else:
+            assert len(channels) == 2
+            scale = np.abs(closed[1]).max()
+            assert np.abs(channel_metric(ws, channels) - closed[0]).max() < 1e-8 * np.abs(closed[0]).max()
+            assert np.abs(channel_metric(ws, channels, jm) - closed[1]).max() < 1e-8 * scale
+
+
+def test_open_shell_structures_train_through_the_gradient_metric(hydroxyl, tmp_path):
+    """The training metrics cover radicals: a stored doublet gets the UKS metric of its label's spin density."""
+    from workflows.train.metrics import gradient_metrics
+
+    mol, auxmol, coeffs, spin_coeffs = hydroxyl
+    structure = {"structure_id": "oh", "numbers": np.array([8, 1]), "positions": np.array([[0, 0, 0], [0, 0, 0.97]]),
+                 "charge": 0, "spin": 1, "coeffs": coeffs.astype(np.float32),
+                 "spin_coeffs": spin_coeffs.astype(np.float32)}
+    metric = gradient_metrics(AUX, 100.0, tmp_path)(structure)
+    assert (tmp_path / "oh.npy").exists() and metric.shape == (auxmol.nao, auxmol.nao)
+    direct = gradient_metric([8, 1], structure["positions"], structure["coeffs"], AUX, spin=1,
+                             spin_coeffs=structure["spin_coeffs"])
+    assert np.allclose(metric, direct, rtol=1e-5, atol=1e-7 * np.abs(direct).max())

@@ -25,9 +25,17 @@ The response term amplifies long-range, small-gap errors (charge moved across th
 ‖g‖ is 2.5-3 times ‖ΔF_ov‖. Measured on a 40-atom molecule (``nequip-l-v5-g``, J error only,
 ``python -m workflows.checks.error_split``): ‖g‖ × 2√2, the commutator norm SCFbench reports, predicts 0.221 Hartree
 against 0.204 measured; the unscreened ‖ΔF_ov‖ × 2√2 gives 0.071.
+
+**Open shells.** A doublet's orbitals are the α and β eigenvectors of the label's spin-polarised Fock matrices
+(V_xc from ρ_α,β = (ρ ± m)/2 of the fitted total and spin densities, as the converter builds them). Δc moves J of
+both channels alike, so M = ½ Σ_σ W_σ W_σᵀ (the mean of the two blocks: a closed shell computed as two equal
+channels gives its closed-shell M), and the rotated density of each channel adds half the closed-shell response:
+R = 1 + 2 J⁻¹ Σ_σ W_σᵀ E_σ⁻¹ W_σ. :func:`channel_metric` writes both cases as one formula.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,42 +51,82 @@ def label_orbitals(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
 
 
 def label_orbitals_and_gaps(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
-    """Occupied and virtual orbitals of the Fock matrix h + J[c] + V_xc[ρ_c] of a fitted density (closed shell),
-    and their orbital-energy gaps.
+    """The one spin channel of a closed shell's :func:`label_channels`: (occ, vir, gaps)."""
+    (channel,) = label_channels(mol, auxmol, coeffs, xc, grids_level)
+    return channel.occ, channel.vir, channel.gaps
 
-    Parameters
+
+class Channel(NamedTuple):
+    """One spin channel of a label's orbitals.
+
+    Attributes
     ----------
-    mol, auxmol : pyscf.gto.Mole
-        Orbital and auxiliary molecules.
-    coeffs : array (naux,)
-        Density coefficients, PySCF aux order.
-    xc : str
-        Functional of V_xc.
-    grids_level : int
-        DFT grid level for V_xc.
-
-    Returns
-    -------
     occ, vir : ndarray (nao, nocc), (nao, nvir)
         Orbital coefficients, orthonormal in the overlap metric.
     gaps : ndarray (nocc, nvir)
         ε_a − ε_i, Hartree.
+    electrons_per_orbital : int
+        2 for the one channel of a closed shell, 1 for each of the α and β channels of an open shell.
+    """
+
+    occ: np.ndarray
+    vir: np.ndarray
+    gaps: np.ndarray
+    electrons_per_orbital: int
+
+
+def label_channels(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1, spin_coeffs=None) -> list[Channel]:
+    """Orbitals of the Fock matrix of a fitted density: h + J[c] + V_xc[ρ_c] (one channel, closed shell) or, with
+    a spin density m, h + J[c] + V_xc^σ[ρ_α, ρ_β] with ρ_α,β = (ρ ± m)/2 (α and β channels, the converter's
+    spin-polarised construction).
+
+    Parameters
+    ----------
+    mol, auxmol : pyscf.gto.Mole
+        Orbital and auxiliary molecules; ``mol.nelec`` gives each channel's occupied count.
+    coeffs : array (naux,)
+        Total-density coefficients, PySCF aux order.
+    xc : str
+        Functional of V_xc.
+    grids_level : int
+        DFT grid level for V_xc.
+    spin_coeffs : array (naux,), optional
+        Spin-density coefficients; required for an open shell (2S = ``mol.spin`` > 0).
+
+    Returns
+    -------
+    list of Channel
+        One (closed shell) or two (α, β).
     """
     import scipy.linalg
     from pyscf import dft
 
     from scfguess.density.converter import density_fock
 
-    if mol.nelectron % 2:
-        raise ValueError(f"gradient metric needs a closed-shell structure; this one has {mol.nelectron} electrons.")
+    if spin_coeffs is None and mol.spin:
+        raise ValueError(f"an open-shell structure (2S = {mol.spin}) needs its spin-density coefficients for the "
+                         f"gradient metric.")
     c = np.asarray(coeffs, dtype=np.float64)
     if c.shape != (auxmol.nao,):
         raise ValueError(f"{c.shape[0]} coefficients for {auxmol.nao} auxiliary functions.")
-    mf = dft.RKS(mol, xc=xc)
-    fock, _, _ = density_fock(mf, auxmol, c, grids_level)  # the converter's construction
-    energies, mo = scipy.linalg.eigh(fock, mf.get_ovlp())
-    nocc = mol.nelectron // 2
-    return mo[:, :nocc], mo[:, nocc:], energies[nocc:][None, :] - energies[:nocc][:, None]
+    if spin_coeffs is None:
+        mf = dft.RKS(mol, xc=xc)
+        fock, _, _ = density_fock(mf, auxmol, c, grids_level)  # the converter's construction
+        focks, occupied, per_orbital = [fock], [mol.nelectron // 2], 2
+    else:
+        m = np.asarray(spin_coeffs, dtype=np.float64)
+        if m.shape != c.shape:
+            raise ValueError(f"{m.shape[0]} spin-density coefficients for {auxmol.nao} auxiliary functions.")
+        mf = dft.UKS(mol, xc=xc)
+        focks, _, _ = density_fock(mf, auxmol, c, grids_level, spin_coeffs=m)
+        occupied, per_orbital = list(mol.nelec), 1
+    s1e = mf.get_ovlp()
+    channels = []
+    for fock, nocc in zip(focks, occupied):
+        energies, mo = scipy.linalg.eigh(fock, s1e)
+        channels.append(Channel(mo[:, :nocc], mo[:, nocc:], energies[nocc:][None, :] - energies[:nocc][:, None],
+                                per_orbital))
+    return channels
 
 
 def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
@@ -95,7 +143,8 @@ def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
 
 
 def screened_ov_metric(w: np.ndarray, gaps: np.ndarray, coulomb_metric: np.ndarray) -> np.ndarray:
-    """Rᵀ M R with M = ``w @ w.T`` and R = 1 + 4 J⁻¹ ``w`` E⁻¹ ``w.T`` (module docstring); (naux, naux), Hartree².
+    """Rᵀ M R with M = ``w @ w.T`` and R = 1 + 4 J⁻¹ ``w`` E⁻¹ ``w.T`` (module docstring) of a closed shell;
+    (naux, naux), Hartree². :func:`channel_metric` of its one channel.
 
     Parameters
     ----------
@@ -106,17 +155,42 @@ def screened_ov_metric(w: np.ndarray, gaps: np.ndarray, coulomb_metric: np.ndarr
     coulomb_metric : ndarray (naux, naux)
         J = (P|Q).
     """
+    return channel_metric([w], [Channel(None, None, gaps, 2)], coulomb_metric)
+
+
+def channel_metric(ws: list, channels: list, coulomb_metric=None) -> np.ndarray:
+    """M = ½ Σ_σ n_σ W_σ W_σᵀ, or with ``coulomb_metric`` the screened Rᵀ M R with
+    R = 1 + 2 J⁻¹ Σ_σ n_σ W_σᵀ E_σ⁻¹ W_σ (n_σ electrons per orbital: 2 for a closed shell's one channel, 1 for
+    each of an open shell's α and β); (naux, naux), Hartree².
+
+    A density error Δc moves the Coulomb matrix of both spin channels alike, so an open shell's squared orbital
+    gradient is the sum of its α and β blocks; the ½ puts it on the closed-shell scale (a closed shell computed as
+    two equal channels gives the closed-shell metric), and the response term counts each channel's electrons.
+
+    Parameters
+    ----------
+    ws : list of ndarray (naux, nocc_σ·nvir_σ)
+        (P|ia) of each channel (:func:`ov_three_center`).
+    channels : list of Channel
+        The channels' gaps and electrons per orbital (:func:`label_channels`).
+    coulomb_metric : ndarray (naux, naux), optional
+        J = (P|Q); screened metric when given.
+    """
     import scipy.linalg
 
-    metric = w @ w.T
-    response = (w / gaps.reshape(1, -1)) @ w.T
-    r = np.eye(len(metric)) + 4.0 * scipy.linalg.solve(coulomb_metric, response, assume_a="pos")
+    metric = sum(0.5 * ch.electrons_per_orbital * (w @ w.T) for w, ch in zip(ws, channels))
+    if coulomb_metric is None:
+        return metric
+    response = sum(ch.electrons_per_orbital * (w / ch.gaps.reshape(1, -1)) @ w.T for w, ch in zip(ws, channels))
+    r = np.eye(len(metric)) + 2.0 * scipy.linalg.solve(coulomb_metric, response, assume_a="pos")
     return r.T @ metric @ r
 
 
 def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFAULT_ORBITAL_BASIS,
-                    xc: str = "pbe", grids_level: int = 1, screened: bool = False, charge: int = 0) -> np.ndarray:
-    """Occupied-virtual Coulomb-response metric M (or the screened Rᵀ M R) of one closed-shell structure.
+                    xc: str = "pbe", grids_level: int = 1, screened: bool = False, charge: int = 0,
+                    spin: int | None = None, spin_coeffs=None) -> np.ndarray:
+    """Occupied-virtual Coulomb-response metric M (or the screened Rᵀ M R) of one structure, closed or open shell
+    (:func:`channel_metric`).
 
     Parameters
     ----------
@@ -133,12 +207,17 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
     screened : bool
         Return Rᵀ M R: Δcᵀ Rᵀ M R Δc is the squared first-order orbital gradient of the guess (module docstring).
     charge : int
-        Net charge (e); the structure must be closed-shell with it. The basis's def2 ECPs are applied.
+        Net charge (e). The basis's def2 ECPs are applied.
+    spin : int, optional
+        2S; default 0, or 1 for an odd electron count.
+    spin_coeffs : array (naux,), optional
+        The reference spin density (PySCF aux order); required for 2S > 0, whose orbitals are the UKS α and β ones.
 
     Returns
     -------
     ndarray (naux, naux) float64
-        Hartree²; Δcᵀ M Δc is the squared Frobenius norm of the occupied-virtual block of ΔJ.
+        Hartree²; Δcᵀ M Δc is the squared Frobenius norm of the occupied-virtual block of ΔJ (for an open shell,
+        the mean over the α and β blocks).
     """
     from pyscf import gto
     from pyscf.data.elements import ELEMENTS
@@ -147,10 +226,13 @@ def gradient_metric(numbers, positions, coeffs, auxbasis: str, basis: str = DEFA
     from scfguess.structures import default_ecp
 
     symbols = [ELEMENTS[int(z)] for z in numbers]
+    parity = (int(np.sum(numbers)) - int(charge)) % 2
+    two_s = parity if spin is None else int(spin)
+    if two_s % 2 != parity:
+        raise ValueError(f"2S = {two_s} does not fit {int(np.sum(numbers)) - int(charge)} electrons.")
     mol = gto.M(atom=list(zip(symbols, np.asarray(positions, dtype=float).tolist())), unit="Angstrom",
-                basis=basis, ecp=default_ecp(basis, symbols), charge=int(charge),
-                spin=(int(np.sum(numbers)) - int(charge)) % 2, verbose=0)
+                basis=basis, ecp=default_ecp(basis, symbols), charge=int(charge), spin=two_s, verbose=0)
     auxmol = make_auxmol(mol, auxbasis)
-    occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs, xc, grids_level)
-    w = ov_three_center(mol, auxmol, occ, vir)
-    return screened_ov_metric(w, gaps, coulomb_metric(auxmol)) if screened else w @ w.T
+    channels = label_channels(mol, auxmol, coeffs, xc, grids_level, spin_coeffs if two_s else None)
+    ws = [ov_three_center(mol, auxmol, ch.occ, ch.vir) for ch in channels]
+    return channel_metric(ws, channels, coulomb_metric(auxmol) if screened else None)

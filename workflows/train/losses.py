@@ -6,7 +6,8 @@ Losses (``TrainConfig.loss_weights`` combines them), each on the coefficient err
   divided by the number of atoms in the batch;
 - ``gradient``: eᵀ M e with M the occupied-virtual Coulomb-response metric of
   :mod:`workflows.train.gradient_metric` (Hartree²: the squared occupied-virtual block of the guess's
-  Coulomb-matrix error), summed over the closed-shell structures and divided the same way;
+  Coulomb-matrix error; for an open shell the mean of its α and β blocks), summed over structures and divided
+  the same way;
 - ``screened``: the same with the screened metric Rᵀ M R (Hartree²: the squared first-order orbital gradient of the
   guess, the block above amplified by the Coulomb response);
 - ``mae_rmse``: mean absolute + root-mean-square error of the raw coefficients over the batch (the seed paper's loss);
@@ -65,8 +66,6 @@ def _quadratic(err, bounds, structures, metric):
 
     total = err.new_zeros(())
     for k, s in enumerate(structures):
-        if not metric.applies(s):
-            continue
         e = err[bounds[k]:bounds[k + 1]]
         total = total + e @ (torch.from_numpy(metric(s)) @ e)
     return total
@@ -124,8 +123,6 @@ def evaluate(model, structures, metrics, batch_size=16) -> dict:
             for k, s in enumerate(chunk):
                 e = err[bounds[k]:bounds[k + 1]].numpy()
                 for name, metric in metrics.items():
-                    if not metric.applies(s):
-                        continue
                     matrix = metric(s).astype(np.float64)
                     total[name] += float(e @ matrix @ e)
                     if name == "coulomb" and spin_err is not None:

@@ -28,14 +28,10 @@ class MetricCache:
     directory : path, optional
         Also keep every metric as ``<directory>/<structure_id>.npy`` (float32), read back before computing, so a
         resumed run or another process does not compute it again.
-    applies : callable, optional
-        ``applies(structure) -> bool``: whether the metric is defined for a structure (default: always). Losses and
-        validation leave the others out of this metric's sum.
     """
 
-    def __init__(self, compute, budget_mb: float, directory=None, applies=None):
+    def __init__(self, compute, budget_mb: float, directory=None):
         self.compute = compute
-        self.applies = applies if applies is not None else (lambda s: True)
         self.budget = budget_mb * 1e6
         self.used = 0.0
         self.cache: dict[str, np.ndarray] = {}
@@ -86,22 +82,18 @@ def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
 def _gradient_metric_of(s: dict, auxbasis: str, screened: bool = False) -> np.ndarray:
     from workflows.train.gradient_metric import gradient_metric
 
+    spin = int(s.get("spin", 0))
     return gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis, screened=screened,
-                           charge=s.get("charge", 0))
-
-
-def closed_shell(s: dict) -> bool:
-    """Whether a structure is closed-shell: 2S = 0 and an even electron count (ECPs remove electrons in pairs)."""
-    return s.get("spin", 0) == 0 and (int(np.sum(s["numbers"])) - s.get("charge", 0)) % 2 == 0
+                           charge=s.get("charge", 0), spin=spin, spin_coeffs=s["spin_coeffs"] if spin else None)
 
 
 def gradient_metrics(auxbasis: str, budget_mb: float, directory=None, screened: bool = False) -> MetricCache:
-    """Cached occupied-virtual Coulomb-response metric M (``screened``: Rᵀ M R) of each closed-shell structure
-    (:mod:`workflows.train.gradient_metric`, Hartree²; charged ones with their charge, ECPs where the basis
-    expects them); seconds per structure, so ``directory`` keeps them on disk. Open-shell structures have none:
-    the Coulomb and spin losses train them."""
+    """Cached occupied-virtual Coulomb-response metric M (``screened``: Rᵀ M R) of each structure
+    (:mod:`workflows.train.gradient_metric`, Hartree²; charged ones with their charge, open shells from the
+    label's α and β orbitals, ECPs where the basis expects them); seconds per structure, so ``directory`` keeps
+    them on disk."""
     return MetricCache(functools.partial(_gradient_metric_of, auxbasis=auxbasis, screened=screened), budget_mb,
-                       directory, applies=closed_shell)
+                       directory)
 
 
 def run_metrics(cfg, auxbasis: str) -> dict[str, MetricCache]:
@@ -154,7 +146,7 @@ def precompute_gradient_metrics(cfg, workers: int = 1, progress: bool = True) ->
     for name in cfg.orbital_metrics():
         directory = cfg.metric_dir(name)
         todo = [s for s in data.val_set + data.train_set
-                if closed_shell(s) and not (directory / f"{s['structure_id']}.npy").exists()]
+                if not (directory / f"{s['structure_id']}.npy").exists()]
         job = functools.partial(_store_gradient_metric, auxbasis=ModelConfig.from_dict(cfg.model).auxbasis,
                                 directory=str(directory), screened=name == "screened")
         with get_context("spawn").Pool(workers) as pool:
