@@ -132,10 +132,11 @@ def test_spin_error_split_of_an_open_shell():
 def test_screened_metric_is_the_response_amplified_ov_error(water):
     """Δcᵀ Rᵀ M R Δc equals ‖(1 + 4 V E⁻¹) ΔF_ov‖² with V_ia,jb = (ia|jb) built explicitly in the auxiliary basis."""
     from scfguess.density.auxbasis import coulomb_metric
-    from workflows.train.gradient_metric import label_orbitals_and_gaps, screened_ov_metric
+    from workflows.train.gradient_metric import channel_metric, label_channels
 
     _, mol, auxmol, coeffs, _ = water
-    occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs)
+    channels = label_channels(mol, auxmol, coeffs)
+    occ, vir, gaps = channels[0].occ, channels[0].vir, channels[0].gaps
     assert gaps.shape == (occ.shape[1], vir.shape[1]) and gaps.min() > 0
     w = ov_three_center(mol, auxmol, occ, vir)
     jm = coulomb_metric(auxmol)
@@ -143,7 +144,7 @@ def test_screened_metric_is_the_response_amplified_ov_error(water):
     dF = dc @ w  # occupied-virtual block of ΔJ, (nocc·nvir,)
     v = w.T @ np.linalg.solve(jm, w)  # (ia|jb) through the auxiliary basis
     g = dF + 4 * v @ (dF / gaps.ravel())
-    assert dc @ screened_ov_metric(w, gaps, jm) @ dc == pytest.approx(g @ g, rel=1e-8)
+    assert dc @ channel_metric([w], channels, jm) @ dc == pytest.approx(g @ g, rel=1e-8)
     assert dc @ (w @ w.T) @ dc == pytest.approx(dF @ dF, rel=1e-10)
 
 

@@ -101,7 +101,7 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
     from scfguess.density.fitting import coulomb_matrix
     from scfguess.guess import predict_coefficients
     from scfguess.model.registry import load_model
-    from workflows.train.gradient_metric import label_orbitals_and_gaps, ov_three_center, screened_ov_metric
+    from workflows.train.gradient_metric import channel_metric, label_channels, ov_three_center
 
     if isinstance(model, str):
         model = load_model(model)
@@ -147,10 +147,10 @@ def split_guess_error(model, structures: list[dict], xc: str = "pbe", basis: str
             row[name] = guess_quality(mf, dm)[1]
         if predict:
             error = coeffs["model"] - coeffs["label"]
-            occ, vir, gaps = label_orbitals_and_gaps(mol, auxmol, coeffs["label"], xc)
-            w = ov_three_center(mol, auxmol, occ, vir)
+            channels = label_channels(mol, auxmol, coeffs["label"], xc)
+            (w,) = [ov_three_center(mol, auxmol, ch.occ, ch.vir) for ch in channels]
             row["predicted_bare"] = 2 * np.sqrt(2) * float(np.linalg.norm(error @ w))
-            screened = screened_ov_metric(w, gaps, metric)
+            screened = channel_metric([w], channels, metric)
             row["predicted_screened"] = 2 * np.sqrt(2) * float(np.sqrt(error @ screened @ error))
         per[s["structure_id"]] = row
         natoms[s["structure_id"]] = len(s["numbers"])

@@ -43,17 +43,10 @@ DEFAULT_ORBITAL_BASIS = "def2-svp"
 
 
 def label_orbitals(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
-    """Occupied and virtual orbitals of the Fock matrix h + J[c] + V_xc[ρ_c] of a fitted density (closed shell);
-    :func:`label_orbitals_and_gaps` without the gaps.
-    """
-    occ, vir, _ = label_orbitals_and_gaps(mol, auxmol, coeffs, xc, grids_level)
-    return occ, vir
-
-
-def label_orbitals_and_gaps(mol, auxmol, coeffs, xc: str = "pbe", grids_level: int = 1):
-    """The one spin channel of a closed shell's :func:`label_channels`: (occ, vir, gaps)."""
+    """Occupied and virtual orbitals of a closed shell's one :func:`label_channels` channel;
+    (nao, nocc), (nao, nvir)."""
     (channel,) = label_channels(mol, auxmol, coeffs, xc, grids_level)
-    return channel.occ, channel.vir, channel.gaps
+    return channel.occ, channel.vir
 
 
 class Channel(NamedTuple):
@@ -140,22 +133,6 @@ def ov_three_center(mol, auxmol, occ, vir) -> np.ndarray:
         block = lib.unpack_tril(np.ascontiguousarray(ints.T))  # (p1-p0, nao, nao)
         w[p0:p1] = np.einsum("pmn,mi,na->pia", block, occ, vir, optimize=True).reshape(p1 - p0, -1)
     return w
-
-
-def screened_ov_metric(w: np.ndarray, gaps: np.ndarray, coulomb_metric: np.ndarray) -> np.ndarray:
-    """Rᵀ M R with M = ``w @ w.T`` and R = 1 + 4 J⁻¹ ``w`` E⁻¹ ``w.T`` (module docstring) of a closed shell;
-    (naux, naux), Hartree². :func:`channel_metric` of its one channel.
-
-    Parameters
-    ----------
-    w : ndarray (naux, nocc·nvir)
-        (P|ia) of :func:`ov_three_center`.
-    gaps : ndarray (nocc, nvir)
-        ε_a − ε_i (Hartree), positive.
-    coulomb_metric : ndarray (naux, naux)
-        J = (P|Q).
-    """
-    return channel_metric([w], [Channel(None, None, gaps, 2)], coulomb_metric)
 
 
 def channel_metric(ws: list, channels: list, coulomb_metric=None) -> np.ndarray:

@@ -82,9 +82,8 @@ def coulomb_metrics(auxbasis: str, budget_mb: float) -> MetricCache:
 def _gradient_metric_of(s: dict, auxbasis: str, screened: bool = False) -> np.ndarray:
     from workflows.train.gradient_metric import gradient_metric
 
-    spin = int(s.get("spin", 0))
     return gradient_metric(s["numbers"], s["positions"], s["coeffs"], auxbasis, screened=screened,
-                           charge=s.get("charge", 0), spin=spin, spin_coeffs=s["spin_coeffs"] if spin else None)
+                           charge=s.get("charge", 0), spin=s.get("spin", 0), spin_coeffs=s.get("spin_coeffs"))
 
 
 def gradient_metrics(auxbasis: str, budget_mb: float, directory=None, screened: bool = False) -> MetricCache:
