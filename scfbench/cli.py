@@ -279,6 +279,17 @@ def _check_auxbasis(name: str) -> None:
         raise UsageError(f"unknown auxiliary basis {name!r}.") from None
 
 
+def _warn_other_pyscf(records: list[dict]) -> None:
+    """Warn (stderr) when a resumed store holds records of another PySCF version than the one running now."""
+    import pyscf
+
+    from scfbench.report import mixed_versions_note, pyscf_versions
+
+    note = mixed_versions_note(pyscf_versions(records), running=pyscf.__version__)
+    if note:
+        print(f"scfbench: warning: {note}.", file=sys.stderr)
+
+
 def _cmd_run(args) -> int:
     from scfbench.jobs import plan_jobs, run_job
     from scfbench.parallel import run_jobs
@@ -301,6 +312,8 @@ def _cmd_run(args) -> int:
                   f"{', '.join(entry['elements'])} not covered by the model of {entry['guess']!r}", file=sys.stderr)
         done = store.keys()
         pending = [j for j in jobs if j.key not in done]
+        if done and pending:
+            _warn_other_pyscf(store.records())
         print(f"scfbench: {len(structures)} molecules x {len(bases)} basis x {len(xcs)} xc x {len(guesses)} guesses "
               f"= {len(jobs)} jobs; {len(jobs) - len(pending)} already in {args.out}; running {len(pending)}",
               file=sys.stderr)

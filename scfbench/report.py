@@ -5,7 +5,8 @@ with the summary keys of :data:`scfbench.metrics.SUMMARY_KEYS` (``converged`` an
 and the run keys of :data:`scfbench.metrics.RUN_KEYS` (``converged`` is a bool) plus each run's own ``settings``;
 NaN is written as null. ``settings`` holds what all runs share. ``skipped`` lists the molecules a run left out
 (``scfbench run --skip-unsupported``: an element a density model does not cover); their records, if the store
-has any, are in no summary row and no run list.
+has any, are in no summary row and no run list. ``pyscf_versions`` counts the records per PySCF version: a
+store resumed under another release compares energies across releases (see :func:`mixed_versions_note`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
-__all__ = ["build_report", "without_skipped", "format_table", "to_json", "write_csv", "write_plots"]
+__all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "format_table", "to_json",
+           "write_csv", "write_plots"]
 
 #: The reference paper's RIC (PBE/def2-SVP against minao), drawn as marks over the atom range each was measured on:
 #: 0.667 on drug-like molecules of 26-60 atoms, 0.75-0.78 on QMugs molecules of 100-200 atoms.
@@ -34,6 +37,35 @@ def _shared(dicts: list[dict]) -> dict:
         return {}
     first = dicts[0]
     return {k: v for k, v in first.items() if all(k in d and d[k] == v for d in dicts[1:])}
+
+
+def pyscf_versions(records: list[dict]) -> dict[str, int]:
+    """Number of records per PySCF version, e.g. ``{"2.14.0": 28, "2.15.0": 2}`` (``"unknown"`` without one)."""
+    return dict(Counter(r.get("versions", {}).get("pyscf", "unknown") for r in records))
+
+
+def mixed_versions_note(versions: dict[str, int], running: str | None = None) -> str | None:
+    """One sentence when records come from more than one PySCF version, else None.
+
+    Grids and functionals change between releases (an open shell's energy moved by 6e-7 Ha from 2.14 to 2.15 at
+    grids level 3), and the same-energy check would measure that instead of the guesses.
+
+    Parameters
+    ----------
+    versions : dict
+        Records per PySCF version, as from :func:`pyscf_versions`.
+    running : str, optional
+        The version of a run about to add records to the store (``scfbench run`` resuming): the note is then about
+        the stored versions other than this one.
+    """
+    others = versions if running is None else {v: n for v, n in versions.items() if v != running}
+    if len(others) < (2 if running is None else 1):
+        return None
+    listed = ", ".join(f"{v} ({n} record{'s' * (n != 1)})" for v, n in sorted(others.items()))
+    what = (f"records from several PySCF versions: {listed}" if running is None
+            else f"the store holds records of PySCF {listed} and this run uses {running}")
+    return (f"{what}; a molecule's energy can differ by about 1e-6 Ha between releases, so compare guesses run with "
+            "one version (resume a store with the version that started it, or start a new store)")
 
 
 def without_skipped(records: list[dict], skipped: list[dict] | None) -> list[dict]:
@@ -72,7 +104,7 @@ def build_report(records: list[dict], tol: float = 1e-6, skipped: list[dict] | N
         runs.append(run)
     return {"settings": settings, "summary": [_ordered(s, SUMMARY_KEYS) for s in summary],
             "by_size": [_ordered(s, ("bin", *SUMMARY_KEYS)) for s in by_size], "runs": runs,
-            "skipped": list(skipped or [])}
+            "skipped": list(skipped or []), "pyscf_versions": pyscf_versions(records)}
 
 
 def _ordered(row: dict, first: tuple) -> dict:
@@ -170,6 +202,9 @@ def format_table(report: dict) -> str:
                          f"d<S^2> {r['delta_s2']:+.3f}; {_stability(r.get('stable'))} (minao's: "
                          f"{_stability(r.get('reference_stable'))})")
         lines.append("")
+    version_note = mixed_versions_note(report.get("pyscf_versions", {}))
+    if version_note:
+        lines.extend([f"warning: {version_note}.", ""])
     if report.get("skipped"):
         lines.append(f"left out ({len(report['skipped'])} molecules, in no ratio): elements a density model does "
                      "not cover")

@@ -258,6 +258,36 @@ def test_report_names_open_shells_that_reached_another_state_with_their_stabilit
     assert "  a / g" not in text
 
 
+def test_report_warns_when_records_come_from_several_pyscf_versions():
+    records = [_record("a", "minao", 10), _record("a", "g", 5), _record("b", "minao", 10), _record("b", "g", 7)]
+    for record, version in zip(records, ("2.14.0", "2.14.0", "2.14.0", "2.15.0")):
+        record["versions"] = {"pyscf": version}
+    report = build_report(records)
+    assert report["pyscf_versions"] == {"2.14.0": 3, "2.15.0": 1}
+    assert "warning: records from several PySCF versions: 2.14.0 (3 records), 2.15.0 (1 record);" in \
+        format_table(report)
+    for record in records:
+        record["versions"] = {"pyscf": "2.14.0"}
+    assert "several PySCF versions" not in format_table(build_report(records))
+
+
+def test_resuming_a_store_of_another_pyscf_version_warns(tmp_path, capsys):
+    import pyscf
+
+    store, tiny_xyz = tmp_path / "runs.sqlite", tmp_path / "h2.xyz"
+    tiny_xyz.write_text("2\nname=h2\nH 0 0 0\nH 0 0 0.74\n")
+    argv = ["run", "--molecules", str(tiny_xyz), *FAST, "--out", str(store)]
+    assert main([*argv, "--guess", "minao"]) == 0
+    assert main([*argv, "--guess", "minao,sap"]) == 0
+    assert "PySCF" not in capsys.readouterr().err  # one version: nothing to say
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE runs SET record = json_set(record, '$.versions.pyscf', '0.0.1')")
+    assert main([*argv, "--guess", "minao,sap,huckel"]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: the store holds records of PySCF 0.0.1 (2 records) and this run uses {pyscf.__version__}; "
+            "a molecule's energy can differ") in err
+
+
 def test_one_label_with_two_models_is_reported_per_model():
     old, new = _record("a", "ml", 8), _record("a", "ml", 6)
     old["model_sha256"], new["model_sha256"] = "1" * 64, "2" * 64
