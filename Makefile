@@ -110,8 +110,8 @@ bench-domain: $(STAMP)
 	$(DOMAIN),$(CHARGE_ROUTE) --basis def2-svp --molecules ions --limit 20 --out benchmarks/domain/ions/runs.sqlite
 	$(DOMAIN) --basis def2-svp --molecules radicals --limit 15 --no-stability --out benchmarks/domain/radicals/runs.sqlite
 	$(DOMAIN) --basis def2-svp --molecules nci-halogen --limit 24 --out benchmarks/domain/nci-halogen/runs.sqlite
-	$(DOMAIN) --basis def2-svpd --molecules ions --limit 20 --out benchmarks/domain/ions-svpd/runs.sqlite
-	for s in ions radicals nci-halogen ions-svpd; do $(VENV)/bin/scfbench report benchmarks/domain/$$s/runs.sqlite; done
+	$(DOMAIN) --basis def2-svpd --molecules anions --limit 10 --out benchmarks/domain/anions-svpd/runs.sqlite
+	for s in ions radicals nci-halogen anions-svpd; do $(VENV)/bin/scfbench report benchmarks/domain/$$s/runs.sqlite; done
 
 # Size (PBE/def2-SVP, ML against minao): full SCFs at 21-25 (for the plot), 61-100 and > 100 atoms, peptides and polymers up to 115
 # atoms, then B3LYP at 61-100 atoms with the converter's default exchange and with minao's (one worker, two threads,

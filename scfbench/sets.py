@@ -22,6 +22,9 @@ Sets
 ``ions``
     Cations (protonated amines, quaternary ammonium) and anions (carboxylates, phenolates, sulfonates) of NCI
     evaluation molecules, 20-50 atoms, cations and anions alternating (:mod:`scfbench.variants`).
+``cations``, ``anions``
+    The cations and the anions of ``ions`` alone, in the same order (the first 10 anions are the anions of
+    ``ions --limit 20``): e.g. anions at a diffuse basis, where minao itself is slow.
 ``radicals``
     Doublets: NCI evaluation molecules of 15-40 atoms with one hydrogen taken from a carbon.
 ``nci-halogen``
@@ -67,7 +70,8 @@ ION_ATOMS = (20, 50)
 RADICAL_ATOMS = (15, 40)
 HALOGEN_ATOMS = (20, 40)
 
-SET_NAMES: tuple[str, ...] = (*NCI_BINS, "g2", "s22", "peptides", "polymers", "ions", "radicals", "nci-halogen")
+SET_NAMES: tuple[str, ...] = (*NCI_BINS, "g2", "s22", "peptides", "polymers", "ions", "cations", "anions", "radicals",
+                               "nci-halogen")
 
 _DESCRIPTIONS = {
     **{name: "NCI evaluation molecules (neutral, H C N O F P S Cl), ETKDG+MMFF" for name in NCI_BINS},
@@ -76,6 +80,8 @@ _DESCRIPTIONS = {
     "peptides": "glycine and alanine oligomers (RDKit), size scaling",
     "polymers": "polyethylene and polypropylene oligomers, size scaling",
     "ions": "cations and anions of NCI evaluation molecules (protonated amines, carboxylates, phenolates), 20-50 atoms",
+    "cations": "the cations of ions alone (protonated amines, quaternary ammonium), same order",
+    "anions": "the anions of ions alone (carboxylates, phenolates, sulfonates), same order",
     "radicals": "doublet radicals of NCI evaluation molecules (one C-H hydrogen removed), 15-40 atoms",
     "nci-halogen": "NCI evaluation molecules with Br or I (def2 ECP for I), 20-40 atoms",
 }
@@ -224,6 +230,8 @@ def _entries(name: str) -> tuple[Entry, ...]:
         return tuple(_oligomer_entries(POLYMERS, _polymer_smiles, {"pe": "polyethylene-", "pp": "polypropylene-"}))
     if name == "ions":
         return tuple(_variant_entries(("cation", "anion"), ION_ATOMS))
+    if name in ("cations", "anions"):
+        return tuple(_variant_entries((name[:-1],), ION_ATOMS))
     if name == "radicals":
         return tuple(_variant_entries(("radical",), RADICAL_ATOMS))
     if name == "nci-halogen":

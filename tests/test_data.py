@@ -175,6 +175,10 @@ def test_benchmark_ion_radical_and_halogen_sets():
 
     ions = set_entries("ions")[:4]
     assert {e.build().charge for e in ions} == {1, -1}
+    anions, cations = set_entries("anions"), set_entries("cations")
+    assert [e.id for e in anions[:10]] == [e.id for e in set_entries("ions")[:20] if e.id.endswith("-anion")]
+    assert len(anions) + len(cations) == len(set_entries("ions"))
+    assert anions[0].build().charge == -1 and cations[0].build().charge == 1
     radical = set_entries("radicals")[0].build()
     assert radical.spin == 1 and radical.nelectron % 2 == 1
     halogen = set_entries("nci-halogen")
