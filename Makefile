@@ -68,8 +68,8 @@ train-2h: $(STAMP)
 	$(PY) -m workflows.train.ensemble nequip-l-v8-ens nequip-l-v8-g nequip-l-v8-s1-g \
 	    --description 'The mean of two members trained from scratch within the 2-hour budget (make train-2h).'
 
-# The wider-domain recipes (the default nequip-v10-ens, models/nequip-v10-ens/model_card.md; the retired
-# nequip-v9-ens and the local control of its ablation, docs/models.md), after train-2h.
+# The wider-domain recipes (nequip-v10-ens, models/nequip-v10-ens/model_card.md, the start of the default's
+# train-v11 below; the retired nequip-v9-ens and the local control of its ablation, docs/models.md), after train-2h.
 # W phase: both members of nequip-l-v8-ens warm-started with Br and I, the total charge and 2S as inputs, the
 # learned charge equilibration and spin-density heads, 90 min on every labelled structure (one core each).
 # G phase: the orbital-gradient metrics of both fine-tuning samples (2 processes), both 30-min orbital-gradient
@@ -90,8 +90,9 @@ train-v9: $(STAMP)
 	$(call TRAIN_WIDE,nequip-v9,nequip-v9,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads (make train-v9).)
 train-v10: $(STAMP)
 	$(call TRAIN_WIDE,nequip-v9,nequip-v10,The mean of two members of nequip-l-v8-ens grown to Br and I with charge equilibration and spin-density heads and fine-tuned with every charged structure kept (make train-v10).)
-# train-v11, after train-v10: both members of nequip-v10-ens fine-tuned 30 min more at a third of the learning
-# rate with every open-shell training structure kept in the sample as well (their UKS orbital-gradient metric).
+# train-v11, after train-v10 (the default nequip-v11-ens, models/nequip-v11-ens/model_card.md): both members of
+# nequip-v10-ens fine-tuned 30 min more at a third of the learning rate with every open-shell training structure
+# kept in the sample as well (their UKS orbital-gradient metric).
 train-v11: $(STAMP)
 	$(TRAIN)/nequip-v11-g.yaml --precompute-metrics 2
 	$(TRAIN)/nequip-v11-s1-g.yaml --precompute-metrics 2
