@@ -230,8 +230,9 @@ def _entries(name: str) -> tuple[Entry, ...]:
         return tuple(_oligomer_entries(POLYMERS, _polymer_smiles, {"pe": "polyethylene-", "pp": "polypropylene-"}))
     if name == "ions":
         return tuple(_variant_entries(("cation", "anion"), ION_ATOMS))
-    if name in ("cations", "anions"):
-        return tuple(_variant_entries((name[:-1],), ION_ATOMS))
+    if name in ("cations", "anions"):  # the kind's entries of ``ions``, filtered: same order, one enumeration
+        suffix = "-" + name.removesuffix("s")
+        return tuple(e for e in _entries("ions") if e.id.endswith(suffix))
     if name == "radicals":
         return tuple(_variant_entries(("radical",), RADICAL_ATOMS))
     if name == "nci-halogen":
