@@ -119,6 +119,8 @@ bench-domain: $(STAMP)
 # 10 GB). Hours each; resumable. The guess alone at 200-400 atoms: make profile-size.
 # PLOT_GUESS: the ML records to plot (ml@SHA8 picks the default's where a store holds ml of several models).
 PLOT_GUESS ?= $(ML)
+# The 26-60-atom points of the plot: the default's own wall-ratio stores (15 molecules each).
+SIZE_26_60 ?= benchmarks/wall-ratio/nequip-v11-ens-nci-26-40/runs.sqlite benchmarks/wall-ratio/nequip-v11-ens-nci-41-60/runs.sqlite
 SIZE = $(VENV)/bin/scfbench run --basis def2-svp --guess minao,$(ML) --workers $(WORKERS)
 bench-size: $(STAMP)
 	$(SIZE) --xc pbe --molecules nci-21-25 --limit 6 --out benchmarks/size/nci-21-25/runs.sqlite
@@ -128,8 +130,7 @@ bench-size: $(STAMP)
 	$(SIZE) --xc pbe --molecules polymers --limit 2 --out benchmarks/size/polymers/runs.sqlite
 	OMP_NUM_THREADS=2 $(VENV)/bin/scfbench run --basis def2-svp --xc b3lyp --guess minao,$(ML),$(ML)+sad \
 	    --workers 1 --max-memory 10000 --molecules nci-61-100 --limit 4 --out benchmarks/size/b3lyp-nci-61-100/runs.sqlite
-	$(VENV)/bin/scfbench report benchmarks/size/nci-21-25/runs.sqlite benchmarks/ric-nci/nci-26-40/runs.sqlite \
-	    benchmarks/ric-nci/nci-41-60/runs.sqlite benchmarks/size/nci-61-100/runs.sqlite \
+	$(VENV)/bin/scfbench report benchmarks/size/nci-21-25/runs.sqlite $(SIZE_26_60) benchmarks/size/nci-61-100/runs.sqlite \
 	    benchmarks/size/nci-gt100/runs.sqlite benchmarks/size/peptides/runs.sqlite \
 	    benchmarks/size/polymers/runs.sqlite --guess $(PLOT_GUESS) --plot benchmarks/size
 
