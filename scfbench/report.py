@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
+from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, size_bin, summarize
 
 __all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "format_table", "to_json",
            "write_csv", "write_plots"]
@@ -241,8 +241,9 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[Path]:
-    """PNG figures: the cycle ratio and the wall ratio of every molecule against its atom count (with the reference
-    paper's RIC as marks for PBE/def2-SVP), cycles distribution per guess, wall ratio per size bin.
+    """PNG figures: the cycle ratio and the wall ratio of every molecule against its atom count, with each guess's
+    mean per size bin as a line (and the reference paper's RIC as marks for PBE/def2-SVP), cycles distribution per
+    guess, wall ratio per size bin.
 
     Titles name the functional(s) and basis set(s); atom counts and cycles get integer ticks.
 
@@ -278,9 +279,10 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
         return f"{guess} ({xc}/{basis})" if multi else guess
 
     paths = []
-    for key, ylabel, title, name in (
-            ("cycle_ratio", "cycles / cycles(minao)", "Iteration ratio per molecule", "ric_vs_atoms.png"),
-            ("wall_ratio", "(guess + SCF time) / minao", "Wall-time ratio per molecule", "wall_ratio_vs_atoms.png")):
+    for key, bin_key, ylabel, title, name in (
+            ("cycle_ratio", "ric", "cycles / cycles(minao)", "Iteration ratio per molecule", "ric_vs_atoms.png"),
+            ("wall_ratio", "wall_ratio", "(guess + SCF time) / minao", "Wall-time ratio per molecule",
+             "wall_ratio_vs_atoms.png")):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         markers = "os^vD<>phX*"
         for i, (basis, xc, guess) in enumerate(groups):
@@ -288,9 +290,20 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
                 continue
             pts = [(r["natoms"], r[key]) for r in annotated
                    if (r["basis"], r["xc"], r["guess"]) == (basis, xc, guess) and not math.isnan(r[key])]
-            if pts:
-                x, y = zip(*pts)
-                ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.8)
+            if not pts:
+                continue
+            x, y = zip(*pts)
+            dots = ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.6)
+            atoms_by_bin = {}
+            for n in x:
+                atoms_by_bin.setdefault(size_bin(n), []).append(n)
+            means = sorted((sum(atoms_by_bin[row["bin"]]) / len(atoms_by_bin[row["bin"]]), row[bin_key])
+                           for row in report["by_size"]
+                           if (row["basis"], row["xc"], row["guess"]) == (basis, xc, guess)
+                           and row["bin"] in atoms_by_bin and row[bin_key] is not None)
+            if means:  # each bin's mean at the mean atom count of its molecules
+                ax.plot(*zip(*means), color=dots.get_facecolor()[0][:3], marker="D", markersize=6, lw=1.5,
+                        label=f"{label(basis, xc, guess)}, mean per size bin")
         if key == "cycle_ratio" and ("def2-svp", "pbe") in {(b.lower(), x.lower()) for b, x in pairs}:
             for (lo, hi), (y0, y1), text in REFERENCE_RIC:
                 ax.fill_between([lo, hi], [y0, y0], [y1 + 0.004, y1 + 0.004], color="black", alpha=0.35, label=text)

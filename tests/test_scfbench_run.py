@@ -516,16 +516,17 @@ def test_element_the_model_does_not_cover_stops_the_run_or_is_left_out(tmp_path,
         assert len(s.skipped()) == 1
 
 
-def test_plots_name_method_and_use_integer_ticks(tmp_path, monkeypatch):
+def test_plots_name_method_use_integer_ticks_and_draw_bin_means(tmp_path, monkeypatch):
     from matplotlib.ticker import MaxNLocator
 
     from scfbench import report as report_module
 
-    figures = {}
+    figures, lines = {}, {}
 
     def keep(plt, fig, path):
         ax = fig.axes[0]
         figures[path.name] = (ax.get_title(), ax.xaxis.get_major_locator(), ax.yaxis.get_major_locator())
+        lines[path.name] = {line.get_label(): line.get_xydata().ravel().tolist() for line in ax.get_lines()}
         plt.close(fig)
         return path
 
@@ -541,6 +542,9 @@ def test_plots_name_method_and_use_integer_ticks(tmp_path, monkeypatch):
     _, _, y_ticks = figures["cycles_distribution.png"]
     assert isinstance(x_ticks, MaxNLocator) and x_ticks._integer
     assert isinstance(y_ticks, MaxNLocator) and y_ticks._integer
+    # one mean per size bin, at its molecules' atom count: a (3 atoms) 7/10, b (30 atoms) 9/12
+    assert lines["ric_vs_atoms.png"]["g, mean per size bin"] == pytest.approx([3, 0.7, 30, 0.75])
+    assert lines["wall_ratio_vs_atoms.png"]["g, mean per size bin"] == pytest.approx([3, 1.0, 30, 1.0])
 
 
 def test_version_and_usage_line(capsys):
