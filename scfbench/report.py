@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, size_bin, summarize
+from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
 __all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "format_table", "to_json",
            "write_csv", "write_plots"]
@@ -288,15 +288,15 @@ def write_plots(report: dict, folder: str | Path, records: list[dict]) -> list[P
         for i, (basis, xc, guess) in enumerate(groups):
             if guess == "minao":
                 continue
-            pts = [(r["natoms"], r[key]) for r in annotated
+            pts = [(r["natoms"], r[key], r["size_bin"]) for r in annotated
                    if (r["basis"], r["xc"], r["guess"]) == (basis, xc, guess) and not math.isnan(r[key])]
             if not pts:
                 continue
-            x, y = zip(*pts)
+            x, y, size_bins = zip(*pts)
             dots = ax.scatter(x, y, s=18, marker=markers[i % len(markers)], label=label(basis, xc, guess), alpha=0.6)
             atoms_by_bin = {}
-            for n in x:
-                atoms_by_bin.setdefault(size_bin(n), []).append(n)
+            for n, b in zip(x, size_bins):
+                atoms_by_bin.setdefault(b, []).append(n)
             means = sorted((sum(atoms_by_bin[row["bin"]]) / len(atoms_by_bin[row["bin"]]), row[bin_key])
                            for row in report["by_size"]
                            if (row["basis"], row["xc"], row["guess"]) == (basis, xc, guess)
