@@ -262,6 +262,23 @@ def test_spin_density_gives_spin_polarised_guess():
                                   density_to_dm(closed, water))  # closed shells ignore a spin density
 
 
+def test_profile_resumes_from_its_output_and_refuses_other_settings(tmp_path, capsys):
+    """A rerun of the size profile skips the molecules its --out already holds (no SCF work), and an --out written
+    with other settings is refused with one sentence instead of being mixed in."""
+    import json
+
+    from workflows.checks.converter_profile import SETTINGS, main
+
+    out = tmp_path / "profile.json"
+    row = {"molecule": "g2:g2-CH3CH2OH", "guess_per_cycle": 0.25}
+    out.write_text(json.dumps({"settings": SETTINGS, "max_memory": 2000, "rows": [row]}))
+    assert main(["g2:g2-CH3CH2OH", "--max-memory", "2000", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["rows"] == [row]
+    assert "already in" in capsys.readouterr().err
+    assert main(["g2:g2-CH3CH2OH", "--max-memory", "4000", "--out", str(out)]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
 def test_profile_scores_the_guess_and_minao_from_the_first_cycle(tmp_path):
     """The size profile's cycle half: the first cycle's Fock matrix gives the guess's energy and gradient norm (as
     SCFbench's guess_quality computes them), and minao is scored beside it."""

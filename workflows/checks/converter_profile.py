@@ -14,7 +14,8 @@ grid level 3), two fresh processes with the same ``max_memory``:
   from one more Fock build, so molecules too large for a full SCF pair still show what the guess is worth.
 
 The figure of merit is ``guess_per_cycle`` = (inference + conversion) / (seconds of one SCF cycle). Threads follow
-``OMP_NUM_THREADS``; run it on an otherwise idle machine for timings you quote.
+``OMP_NUM_THREADS``; run it on an otherwise idle machine for timings you quote. ``--out`` is written after each
+molecule, and a rerun skips the molecules it already holds.
 """
 
 from __future__ import annotations
@@ -165,19 +166,38 @@ def main(argv=None) -> int:
                         help="report the screening errors for molecules of at most N atoms (default 150)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/converter-profile/profile.json"))
     args = parser.parse_args(argv)
-    rows = []
+    try:
+        rows = _done_rows(args.out, args.max_memory)
+    except ValueError as exc:
+        print(f"converter_profile: {exc}", file=sys.stderr)
+        return 2
+    done = {row["molecule"] for row in rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.molecules:
+            if spec in done:
+                print(f"converter_profile: {spec} already in {args.out}, skipped", file=sys.stderr)
+                continue
             try:
                 rows.append(profile(spec, args.max_memory, Path(tmp), args.errors_up_to))
             except ValueError as exc:
                 print(f"converter_profile: {exc}", file=sys.stderr)
                 return 2
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": SETTINGS, "max_memory": args.max_memory, "rows": rows}, indent=1)
-                        + "\n")
+            args.out.write_text(json.dumps({"settings": SETTINGS, "max_memory": args.max_memory, "rows": rows},
+                                           indent=1) + "\n")  # after each molecule: a rerun resumes
     return 0
+
+
+def _done_rows(out: Path, max_memory: int) -> list:
+    """The rows an earlier run of the same settings left in ``out`` (none if it does not exist)."""
+    if not out.exists():
+        return []
+    earlier = json.loads(out.read_text())
+    if earlier.get("settings") != SETTINGS or earlier.get("max_memory") != max_memory:
+        raise ValueError(f"{out} holds a profile of other settings ({earlier.get('settings')}, max_memory "
+                         f"{earlier.get('max_memory')}); choose another --out")
+    return earlier["rows"]
 
 
 if __name__ == "__main__":
