@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -191,20 +192,28 @@ def run_job(job: Job) -> dict:
     hidden), the guess's own energy, its error against the converged energy and its orbital-gradient norm,
     ``s2`` (⟨S²⟩ of the final UKS determinant for open shells, else None), ``stable`` (open shells: whether the
     converged state passed PySCF's internal stability analysis, run after the timing; None for closed shells and
-    when ``job.stability`` is off) and ``status``
-    ("ok" or "failed" with ``error``).
+    when ``job.stability`` is off), ``status`` ("ok" or "failed" with ``error``), and when it ran: ``started`` and
+    ``finished`` (UTC, ISO 8601), and ``cpu_seconds``, the CPU time of all its threads (well below
+    ``total_seconds`` × threads: another process competed for its cores while it was timed).
     """
     from scfbench.parallel import format_error
 
     record = _base_record(job)
-    t_start = time.perf_counter()
+    record["started"] = _now()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     try:
         _run(job, record)
         record["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - a failing SCF is a result
         record["error"] = format_error(exc)
     record["total_seconds"] = time.perf_counter() - t_start
+    record["cpu_seconds"] = time.process_time() - cpu_start
+    record["finished"] = _now()
     return record
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _run(job: Job, record: dict) -> None:

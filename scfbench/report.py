@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
-__all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "format_table", "to_json",
+__all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "core_share", "format_table", "to_json",
            "write_csv", "write_plots"]
 
 #: The reference paper's RIC (PBE/def2-SVP against minao), drawn as marks over the atom range each was measured on:
@@ -29,7 +29,21 @@ REFERENCE_RIC = (((26, 60), (0.667, 0.667), "reference paper, 26-60 atoms"),
 
 _EXTRA_RUN_KEYS = ("formula", "status", "error", "inference_seconds", "conversion_seconds", "guess_fock_builds",
                    "guess_k_builds", "guess_energy", "guess_energy_error", "guess_gradient_norm", "model_sha256",
-                   "reference_cycles", "pbe_cycles", "nao", "reference_stable")
+                   "reference_cycles", "pbe_cycles", "nao", "reference_stable", "started", "finished",
+                   "threads", "core_share")
+#: A one-thread run that got less of its core's time than this while timed shared it with another process (a
+#: multi-threaded run's share also drops in PySCF's serial parts, so only one-thread runs are judged).
+MIN_CORE_SHARE = 0.9
+
+
+def core_share(record: dict) -> float | None:
+    """CPU seconds of the run's threads over (wall seconds × threads): about 1 when each thread had a core to
+    itself, lower when another process competed; None for records written before ``cpu_seconds`` was stored."""
+    cpu, wall, threads = (record.get("cpu_seconds"), record.get("total_seconds"),
+                          record.get("versions", {}).get("threads"))
+    if cpu is None or not wall or not threads:
+        return None
+    return cpu / (wall * threads)
 
 
 def _shared(dicts: list[dict]) -> dict:
@@ -100,6 +114,8 @@ def build_report(records: list[dict], tol: float = 1e-6, skipped: list[dict] | N
         run = {k: a.get(k) for k in RUN_KEYS}
         run["converged"] = bool(a.get("converged")) and a.get("status") == "ok"
         run.update({k: a.get(k) for k in _EXTRA_RUN_KEYS})
+        run["core_share"] = core_share(a)
+        run["threads"] = a.get("versions", {}).get("threads")
         run["settings"] = a.get("settings", {})
         runs.append(run)
     return {"settings": settings, "summary": [_ordered(s, SUMMARY_KEYS) for s in summary],
@@ -201,6 +217,15 @@ def format_table(report: dict) -> str:
             lines.append(f"  {r['molecule']} / {r['guess']} / {r['xc']}/{r['basis']}: dE {r['delta_e']:+.2e} Ha, "
                          f"d<S^2> {r['delta_s2']:+.3f}; {_stability(r.get('stable'))} (minao's: "
                          f"{_stability(r.get('reference_stable'))})")
+        lines.append("")
+    shared = [r for r in report["runs"] if r.get("core_share") is not None and r["core_share"] < MIN_CORE_SHARE
+              and r.get("threads") == 1]
+    if shared:
+        lines.append(f"warning: {len(shared)} one-thread run{'s' * (len(shared) != 1)} got less than "
+                     f"{MIN_CORE_SHARE:.0%} of their core's time while timed (another process competed; core_share in --csv), so their "
+                     "wall times overstate the cost: " + ", ".join(f"{r['molecule']} / {r['guess']} "
+                                                                  f"({r['core_share']:.0%})" for r in shared[:5])
+                     + (" ..." if len(shared) > 5 else "") + ".")
         lines.append("")
     version_note = mixed_versions_note(report.get("pyscf_versions", {}))
     if version_note:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -52,6 +53,8 @@ def test_job_records_hidden_builds_and_guess_quality():
         assert r["settings"]["density_fit"] and r["settings"]["auxbasis_resolved"]
         assert r["versions"]["pyscf"] and r["versions"]["cores"] >= 1
         assert r["guess_gradient_norm"] >= 0 and r["guess_seconds"] >= 0 and r["scf_seconds"] > 0
+        assert datetime.fromisoformat(r["started"]) <= datetime.fromisoformat(r["finished"])
+        assert 0 < r["cpu_seconds"] <= 1.1 * r["total_seconds"] * r["versions"]["threads"]
     minao, pbe_first, oracle = records["minao"], records["pbe-first"], records["oracle"]
     assert minao["guess_fock_builds"] == 0
     assert pbe_first["guess_fock_builds"] == pbe_first["pbe_cycles"] >= 1 and pbe_first["cycles"] <= 2
@@ -269,6 +272,24 @@ def test_report_warns_when_records_come_from_several_pyscf_versions():
     for record in records:
         record["versions"] = {"pyscf": "2.14.0"}
     assert "several PySCF versions" not in format_table(build_report(records))
+
+
+def test_report_warns_when_a_run_shared_its_cores_while_timed():
+    """core_share = CPU seconds / (wall seconds x threads): a one-thread run that got less than 90 % of its core is
+    named in a warning (its wall time overstates its cost); records without cpu_seconds are not judged."""
+    records = [_record("a", "minao", 10), _record("a", "g", 5), _record("b", "minao", 10), _record("b", "g", 7)]
+    for record, cpu in zip(records, (4.9, 9.8, 2.5, None)):
+        record.update(total_seconds=10.0, cpu_seconds=cpu, versions={"pyscf": "2.14.0", "threads": 1})
+    report = build_report(records)
+    shares = {(r["molecule"], r["guess"]): r["core_share"] for r in report["runs"]}
+    assert shares == {("a", "minao"): pytest.approx(0.49), ("a", "g"): pytest.approx(0.98),
+                      ("b", "minao"): pytest.approx(0.25), ("b", "g"): None}
+    text = format_table(report)
+    assert "warning: 2 one-thread runs got less than 90% of their core's time while timed" in text
+    assert "a / minao (49%), b / minao (25%)." in text
+    for record in records:  # two threads: serial parts idle one, so the share is not judged
+        record.update(cpu_seconds=9.0, versions={"pyscf": "2.14.0", "threads": 2})
+    assert "core's time" not in format_table(build_report(records))
 
 
 def test_resuming_a_store_of_another_pyscf_version_warns(tmp_path, capsys):
