@@ -19,8 +19,8 @@ from pathlib import Path
 
 from scfbench.metrics import RUN_KEYS, S2_TOLERANCE, SIZE_BINS, SUMMARY_KEYS, annotate, summarize
 
-__all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "core_share", "format_table", "to_json",
-           "write_csv", "write_plots"]
+__all__ = ["build_report", "without_skipped", "pyscf_versions", "mixed_versions_note", "core_share", "format_table",
+           "to_json", "write_csv", "write_plots"]
 
 #: The reference paper's RIC (PBE/def2-SVP against minao), drawn as marks over the atom range each was measured on:
 #: 0.667 on drug-like molecules of 26-60 atoms, 0.75-0.78 on QMugs molecules of 100-200 atoms.
@@ -221,11 +221,10 @@ def format_table(report: dict) -> str:
     shared = [r for r in report["runs"] if r.get("core_share") is not None and r["core_share"] < MIN_CORE_SHARE
               and r.get("threads") == 1]
     if shared:
+        listed = ", ".join(f"{r['molecule']} / {r['guess']} ({r['core_share']:.0%})" for r in shared[:5])
         lines.append(f"warning: {len(shared)} one-thread run{'s' * (len(shared) != 1)} got less than "
-                     f"{MIN_CORE_SHARE:.0%} of their core's time while timed (another process competed; core_share in --csv), so their "
-                     "wall times overstate the cost: " + ", ".join(f"{r['molecule']} / {r['guess']} "
-                                                                  f"({r['core_share']:.0%})" for r in shared[:5])
-                     + (" ..." if len(shared) > 5 else "") + ".")
+                     f"{MIN_CORE_SHARE:.0%} of their core's time while timed (another process competed; core_share "
+                     f"in --csv), so their wall times overstate the cost: {listed}{' ...' * (len(shared) > 5)}.")
         lines.append("")
     version_note = mixed_versions_note(report.get("pyscf_versions", {}))
     if version_note:
