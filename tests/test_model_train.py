@@ -278,6 +278,13 @@ def test_ensemble_of_two_trained_models(shard, tmp_path):
         warm_start(member, str(ensemble.path))
     with pytest.raises(ValueError, match="different models"):
         build_ensemble(tmp_path / "models" / "bad", [str(exports[0]), str(exports[0])])
+    # an ensemble as a member brings its own members: the mean over all three networks, weighted 1/3 each
+    build_ensemble(tmp_path / "models" / "tiny-ens3", [str(ensemble.path), str(exports[0])], "nested", "pytest")
+    nested = load_model(tmp_path / "models" / "tiny-ens3")
+    assert [m["name"] for m in nested.metadata["member_models"]] == ["tiny-0", "tiny-1", "tiny-0"]
+    first, second = (load_model(e).predict(atoms.numbers, atoms.positions) for e in exports)
+    np.testing.assert_allclose(nested.predict(atoms.numbers, atoms.positions), (2 * first + second) / 3,
+                               rtol=1e-5, atol=1e-6)
 
     from workflows.checks.evaluate import guess_quality_of_models
 

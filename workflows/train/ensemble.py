@@ -23,7 +23,8 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     folder : path
         Model folder to create (its files are replaced).
     members : sequence of str
-        Installed model names or folders (at least two, same elements and auxiliary basis).
+        Installed model names or folders (at least two, same elements and auxiliary basis); an ensemble among them
+        contributes each of its own members, so the new model is the mean over all their networks.
     description : str
         One line stored in the metadata and the card.
     command : str
@@ -42,9 +43,10 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     loaded = [load_model(m) for m in members]
     if len({m.sha256 for m in loaded}) < len(loaded):
         raise ValueError("ensemble members must be different models.")
-    ensemble = DensityEnsemble([m.module.config for m in loaded])
-    for target, source in zip(ensemble.members, loaded):
-        target.load_state_dict(source.module.state_dict())
+    networks = [net for m in loaded for net in getattr(m.module, "members", [m.module])]
+    ensemble = DensityEnsemble([net.config for net in networks])
+    for target, source in zip(ensemble.members, networks):
+        target.load_state_dict(source.state_dict())
     shards = sorted({s for m in loaded for s in m.metadata.get("training", {}).get("shards", [])})
     if not shards:
         raise ValueError("the members' metadata name no training shards to validate on.")
@@ -52,9 +54,7 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     first = loaded[0].metadata
     meta = {
         "description": description, "target": first.get("target"), "input_units": first.get("input_units"),
-        "member_models": [{"name": m.name, "sha256": m.sha256, "training_command": m.metadata.get("training_command"),
-                           "init_from": m.metadata.get("init_from"), "training": m.metadata.get("training")}
-                          for m in loaded],
+        "member_models": [entry for m in loaded for entry in _member_entries(m)],
         "validation": metrics["ensemble"], "validation_reference_only": metrics.get("reference superposition only"),
         "validation_members": {m.name: metrics[m.name] for m in loaded},
         "validation_structures": metrics["structures"], "validation_shards": shards,
@@ -62,6 +62,14 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     }
     save_model(ensemble, folder, meta, _card(Path(folder).name, description, loaded, metrics, command))
     return metrics
+
+
+def _member_entries(model) -> list[dict]:
+    """Metadata entries of the networks a member model brings: its own, or an ensemble's list of its members."""
+    if "member_models" in model.metadata:
+        return model.metadata["member_models"]
+    return [{"name": model.name, "sha256": model.sha256, "training_command": model.metadata.get("training_command"),
+             "init_from": model.metadata.get("init_from"), "training": model.metadata.get("training")}]
 
 
 def _card(name, description, loaded, metrics, command) -> str:
