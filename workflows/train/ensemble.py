@@ -47,14 +47,15 @@ def build_ensemble(folder, members, description: str = "", command: str = "") ->
     ensemble = DensityEnsemble([net.config for net in networks])
     for target, source in zip(ensemble.members, networks):
         target.load_state_dict(source.state_dict())
-    shards = sorted({s for m in loaded for s in m.metadata.get("training", {}).get("shards", [])})
+    entries = [entry for m in loaded for entry in _member_entries(m)]
+    shards = sorted({s for entry in entries for s in (entry.get("training") or {}).get("shards", [])})
     if not shards:
         raise ValueError("the members' metadata name no training shards to validate on.")
     metrics = evaluate_models([m.path for m in loaded], tuple(shards), "val", extra={"ensemble": ensemble})
     first = loaded[0].metadata
     meta = {
         "description": description, "target": first.get("target"), "input_units": first.get("input_units"),
-        "member_models": [entry for m in loaded for entry in _member_entries(m)],
+        "member_models": entries,
         "validation": metrics["ensemble"], "validation_reference_only": metrics.get("reference superposition only"),
         "validation_members": {m.name: metrics[m.name] for m in loaded},
         "validation_structures": metrics["structures"], "validation_shards": shards,
