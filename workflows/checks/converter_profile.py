@@ -168,25 +168,27 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         rows = _done_rows(args.out, args.max_memory)
+        done = {row["molecule"] for row in rows}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            for spec in args.molecules:
+                if spec in done:
+                    print(f"converter_profile: {spec} already in {args.out}, skipped", file=sys.stderr)
+                    continue
+                rows.append(profile(spec, args.max_memory, Path(tmp), args.errors_up_to))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                _write_rows(args.out, args.max_memory, rows)  # after each molecule: a rerun resumes
     except ValueError as exc:
         print(f"converter_profile: {exc}", file=sys.stderr)
         return 2
-    done = {row["molecule"] for row in rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.molecules:
-            if spec in done:
-                print(f"converter_profile: {spec} already in {args.out}, skipped", file=sys.stderr)
-                continue
-            try:
-                rows.append(profile(spec, args.max_memory, Path(tmp), args.errors_up_to))
-            except ValueError as exc:
-                print(f"converter_profile: {exc}", file=sys.stderr)
-                return 2
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-            args.out.write_text(json.dumps({"settings": SETTINGS, "max_memory": args.max_memory, "rows": rows},
-                                           indent=1) + "\n")  # after each molecule: a rerun resumes
     return 0
+
+
+def _write_rows(out: Path, max_memory: int, rows: list) -> None:
+    """Replace ``out`` in one step (a kill while writing leaves the earlier file whole)."""
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({"settings": SETTINGS, "max_memory": max_memory, "rows": rows}, indent=1) + "\n")
+    partial.replace(out)
 
 
 def _done_rows(out: Path, max_memory: int) -> list:
